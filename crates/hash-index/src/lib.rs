@@ -1,0 +1,1 @@
+//! Concurrent hash index for kvd (being built: see the storage engine issue).

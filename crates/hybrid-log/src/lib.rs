@@ -1,0 +1,1 @@
+//! Hybrid log for kvd (being built: see the storage engine issue).

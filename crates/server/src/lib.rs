@@ -1,0 +1,1 @@
+//! The kvd server (not built yet: see the server issue).
