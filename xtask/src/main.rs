@@ -1,4 +1,87 @@
-//! `cargo xtask`: project automation (benchmarks, recovery tests, smoke checks).
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("usage: cargo xtask <command>")
+//! `cargo xtask`: project automation that drives system tools.
+//!
+//! - `cargo xtask smoke [--bin PATH]`: starts the real `kvd` on a free loopback
+//!   port and checks it with `redis-cli` and a short `redis-benchmark` run.
+//! - `cargo xtask bench --engine`: runs the engine and codec criterion/custom
+//!   benchmarks in release mode.
+//! - `cargo xtask fuzz [--seconds N]`: runs the resp-codec cargo-fuzz targets
+//!   on nightly for N seconds each (default 300).
+//!
+//! The redis-benchmark matrix against redis-server (`cargo xtask bench`) and
+//! `cargo xtask recovery-test` arrive with their issues (performance, AOF).
+#![forbid(unsafe_code)]
+
+mod flags;
+mod smoke;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = flags::parse(&args)?;
+    match cmd {
+        flags::Cmd::Smoke { bin } => smoke::run(bin),
+        flags::Cmd::BenchEngine => bench_engine(),
+        flags::Cmd::Fuzz { seconds } => fuzz(seconds),
+    }
+}
+
+/// The workspace root (parent of this crate's manifest dir).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+/// Runs a command in the workspace root, failing on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    cmd.current_dir(workspace_root());
+    eprintln!("xtask: running {cmd:?}");
+    let st = cmd.status().with_context(|| format!("spawning {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed with {st}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn bench_engine() -> Result<()> {
+    run(cargo().args(["bench", "-p", "resp-codec", "--bench", "decode"]))?;
+    run(cargo().args(["bench", "-p", "kvd-suite", "--bench", "engine"]))
+}
+
+fn fuzz(seconds: u64) -> Result<()> {
+    let fuzz_dir = workspace_root().join("crates/resp-codec/fuzz");
+    let list = Command::new("cargo")
+        .args(["+nightly", "fuzz", "list"])
+        .current_dir(&fuzz_dir)
+        .output()
+        .context("cargo +nightly fuzz list (install with `cargo install cargo-fuzz`)")?;
+    if !list.status.success() {
+        bail!(
+            "cargo fuzz list failed: {}",
+            String::from_utf8_lossy(&list.stderr)
+        );
+    }
+    for target in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+        // New inputs go to the git-ignored corpus/<target>; corpus/seed is read only.
+        let corpus = format!("corpus/{target}");
+        std::fs::create_dir_all(fuzz_dir.join(&corpus))?;
+        let mut c = Command::new("cargo");
+        c.args(["+nightly", "fuzz", "run", target, &corpus, "corpus/seed", "--"])
+            .arg(format!("-max_total_time={seconds}"))
+            .current_dir(&fuzz_dir);
+        eprintln!("xtask: fuzzing {target} for {seconds}s");
+        let st = c.status()?;
+        if !st.success() {
+            bail!("fuzz target {target} failed: {st}");
+        }
+    }
+    Ok(())
 }
