@@ -1,1 +1,62 @@
-//! The kvd server (not built yet: see the server issue).
+//! kvd: a Redis 7.0-compatible key-value server on the FASTER-style
+//! `hybrid-log` store.
+//!
+//! The binary (`src/main.rs`) parses redis-server style options
+//! (`kvd [config-file] [--name value ...]`, see [`config`]), opens the
+//! store in `<dir>/log`, and runs [`server::serve`] on a tokio multi-thread
+//! runtime: one task per connection ([`conn`]) that decodes every complete
+//! request in its read buffer with `resp-codec`, executes the batch under
+//! one engine epoch pin, and sends all replies with one write. Replies,
+//! error texts and flag names follow Redis 7.0; RESP2 by default, RESP3
+//! after `HELLO 3`.
+//!
+//! Semantics worth knowing:
+//! - Keys are stored as `[physical db byte] ++ key`, so `--databases` is
+//!   at most 256; `SWAPDB` swaps two entries of a logical → physical table.
+//! - Read-modify-write commands (INCR*, APPEND, SETRANGE, GETSET, SET
+//!   NX/XX/GET/KEEPTTL, EXPIRE*, PERSIST, ...) are one engine RMW each.
+//! - Multi-key commands (MSET, MGET, DEL k1 k2, RENAME, COPY, MOVE, ...)
+//!   and EXEC hold the index bucket latches of their keys (bucket order,
+//!   taken by the connection while *unpinned*, see
+//!   [`cmd::keys_to_lock`]); single-key commands take no latch, so they
+//!   can interleave with a running EXEC (a difference from Redis).
+//! - Expiry: lazy on access plus an active thread that scans slices of
+//!   the log. DBSIZE and INFO keyspace come from exact per-db counters kept
+//!   from the RMW outcomes (expired-but-not-yet-removed keys count, as in
+//!   Redis); KEYS, SCAN, RANDOMKEY and FLUSHDB walk the log (O(log size)).
+//!
+//! What it is not (yet): no persistence (no checkpoint, no AOF:
+//! `appendonly`, `appendfsync`, `save` are accepted and only stored, with a
+//! warning; SAVE/BGSAVE/LASTSAVE are not in the command table), no
+//! eviction (`maxmemory` sizes the store's in-memory log; beyond it data
+//! spills to disk), only the string type, no pub/sub, scripting, ACL users
+//! beyond `default`, or replication.
+//!
+//! Module map:
+//! - [`config`]: option table, CLI + config-file parser, CONFIG GET/SET.
+//! - [`server`]: shared state ([`server::Shared`]), accept loop,
+//!   maxclients, signals and graceful shutdown.
+//! - [`conn`]: the per-connection loop (buffers, batches, limits, idle
+//!   timeout, output buffer limit).
+//! - [`cmd`]: the command table ([`cmd::table`]), the dispatcher
+//!   ([`cmd::execute`]) and one module per family: [`cmd::connection`],
+//!   [`cmd::strings`], [`cmd::keyspace`], [`cmd::server`],
+//!   [`cmd::transactions`].
+//! - [`keyspace`]: logical dbs over the store, expiry, key counters, the
+//!   RMW glue ([`keyspace::engine`]).
+//! - [`watch`]: the WATCH registry.
+//! - [`reply`]: the output buffer and RESP2/RESP3 reply encoding.
+//! - [`glob`]: Redis glob matching; [`util`]: Redis number parsing and
+//!   formatting.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cmd;
+pub mod config;
+pub mod conn;
+pub mod glob;
+pub mod keyspace;
+pub mod reply;
+pub mod server;
+pub mod util;
+pub mod watch;

@@ -1,0 +1,300 @@
+//! One client connection: a tokio task that owns its read buffer, request
+//! decoder, argument vector and output buffer.
+//!
+//! Loop: decode every complete request in the read buffer and execute it
+//! (one engine session pin for the whole batch), then send all replies
+//! with one write, then read again. A protocol error replies
+//! `-ERR Protocol error: ...` and closes, like Redis.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use resp_codec::{Limits, RequestDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::cmd::{self, Ctx};
+use crate::keyspace::Sess;
+use crate::reply::Out;
+use crate::server::{ClientHandle, Shared};
+use hybrid_log::Session;
+
+/// Stop decoding and flush once this much output is pending.
+const FLUSH_AT: usize = 256 * 1024;
+/// Initial read buffer size; it doubles while a pipeline or a big
+/// argument needs more (idle connections stay small).
+const READ_CHUNK: usize = 4 * 1024;
+
+/// Per-connection state the commands see and change.
+#[derive(Debug)]
+pub struct ConnState {
+    /// Registry entry (shared with CLIENT LIST / KILL).
+    pub handle: Arc<ClientHandle>,
+    /// Selected logical db.
+    pub db: usize,
+    /// Passed AUTH (or no password configured).
+    pub authed: bool,
+    /// Commands queued by MULTI (None = not in MULTI).
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command was rejected: EXEC must abort.
+    pub multi_dirty: bool,
+    /// Encoded keys this client WATCHes.
+    pub watched: Vec<Vec<u8>>,
+    /// Set by the WATCH registry when a watched key changed.
+    pub watch_dirty: Arc<AtomicBool>,
+    /// Close after sending the pending replies.
+    pub close: bool,
+}
+
+impl ConnState {
+    /// Forgets every watched key.
+    pub fn unwatch_all(&mut self, shared: &Shared) {
+        let keys = std::mem::take(&mut self.watched);
+        shared.keyspace.watches.unwatch(&keys, &self.watch_dirty);
+        self.watch_dirty.store(false, Ordering::Release);
+    }
+}
+
+enum BatchEnd {
+    /// The read buffer holds no complete request.
+    NeedMore,
+    /// Output is large: flush, then continue decoding.
+    Flush,
+    /// Close after flushing.
+    Close,
+}
+
+/// Runs a connection to completion.
+pub async fn run(shared: Shared, mut stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let laddr = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let handle = shared.register(addr, laddr);
+    let (limits, authed) = {
+        let c = shared.config();
+        let limits = Limits {
+            max_bulk_len: c.proto_max_bulk_len.min(i64::MAX as u64) as _,
+            ..Limits::default()
+        };
+        (limits, c.requirepass.is_none())
+    };
+    let mut conn = Connection {
+        shared: shared.clone(),
+        state: ConnState {
+            handle: handle.clone(),
+            db: 0,
+            authed,
+            multi: None,
+            multi_dirty: false,
+            watched: Vec::new(),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            close: false,
+        },
+        session: shared.keyspace.session(),
+        keybuf: Vec::with_capacity(64),
+        scratch: Vec::with_capacity(64),
+        decoder: RequestDecoder::new(limits),
+        args: Vec::with_capacity(8),
+        out: Out::new(),
+        soft_since: None,
+    };
+    conn.decoder.set_unauthenticated(!authed);
+    if let Err(e) = conn.serve(&mut stream).await {
+        tracing::debug!("client {addr} closed: {e}");
+    }
+}
+
+impl Drop for Connection {
+    /// Cleanup also runs if a command panicked (tokio unwinds the task).
+    fn drop(&mut self) {
+        let shared = self.shared.clone();
+        self.state.unwatch_all(&shared);
+        shared.unregister(self.state.handle.id);
+    }
+}
+
+struct Connection {
+    shared: Shared,
+    state: ConnState,
+    session: Session,
+    keybuf: Vec<u8>,
+    scratch: Vec<u8>,
+    decoder: RequestDecoder,
+    args: Vec<Bytes>,
+    out: Out,
+    /// Since when every batch's output exceeds the soft limit.
+    soft_since: Option<std::time::Instant>,
+}
+
+impl Connection {
+    async fn serve(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        loop {
+            let end = self.process_batch(&mut rbuf);
+            if !self.out.buf.is_empty() {
+                if self.output_over_limit() {
+                    tracing::warn!(
+                        "client id={} addr={} closed for overcoming of output buffer limits",
+                        self.state.handle.id,
+                        self.state.handle.addr
+                    );
+                    return Ok(());
+                }
+                stream.write_all(&self.out.buf).await?;
+                self.stats()
+                    .net_output_bytes
+                    .fetch_add(self.out.buf.len() as u64, Ordering::Relaxed);
+                if self.out.errors > 0 {
+                    let errors = std::mem::take(&mut self.out.errors);
+                    self.stats()
+                        .total_error_replies
+                        .fetch_add(errors, Ordering::Relaxed);
+                }
+                if self.out.buf.capacity() > 4 * 1024 * 1024 {
+                    self.out.buf = BytesMut::with_capacity(READ_CHUNK);
+                } else {
+                    self.out.buf.clear();
+                }
+            }
+            match end {
+                BatchEnd::Close => return Ok(()),
+                BatchEnd::Flush => continue,
+                BatchEnd::NeedMore => {}
+            }
+            if self.state.handle.killed.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                rbuf.reserve(rbuf.len().max(READ_CHUNK));
+            }
+            let timeout = self.shared.hot.timeout.load(Ordering::Relaxed);
+            let n = if timeout > 0 {
+                tokio::select! {
+                    r = stream.read_buf(&mut rbuf) => r?,
+                    _ = self.state.handle.kill.notified() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(timeout)) => {
+                        tracing::debug!("closing idle client {}", self.state.handle.addr);
+                        return Ok(());
+                    }
+                }
+            } else {
+                tokio::select! {
+                    r = stream.read_buf(&mut rbuf) => r?,
+                    _ = self.state.handle.kill.notified() => return Ok(()),
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            if rbuf.len() as u64 > self.shared.hot.query_buffer_limit.load(Ordering::Relaxed) {
+                tracing::warn!(
+                    "closing client id={} addr={} that reached max query buffer length",
+                    self.state.handle.id,
+                    self.state.handle.addr
+                );
+                return Ok(());
+            }
+            self.stats()
+                .net_input_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self) -> &crate::server::StatShard {
+        self.shared.stats.shard(self.state.handle.id)
+    }
+
+    /// Pending output over the normal class's limits. Replies leave after
+    /// every batch, so the pending output is one batch's: over the hard
+    /// limit closes at once; over the soft limit in every batch for
+    /// `soft_seconds` closes too.
+    fn output_over_limit(&mut self) -> bool {
+        let hot = &self.shared.hot;
+        let len = self.out.buf.len() as u64;
+        let hard = hot.obuf_hard.load(Ordering::Relaxed);
+        if hard > 0 && len > hard {
+            return true;
+        }
+        let soft = hot.obuf_soft.load(Ordering::Relaxed);
+        if soft == 0 || len <= soft {
+            self.soft_since = None;
+            return false;
+        }
+        let secs = hot.obuf_soft_seconds.load(Ordering::Relaxed);
+        let since = *self.soft_since.get_or_insert_with(std::time::Instant::now);
+        since.elapsed() >= Duration::from_secs(secs)
+    }
+
+    /// Decodes and executes every complete request in `rbuf`.
+    fn process_batch(&mut self, rbuf: &mut BytesMut) -> BatchEnd {
+        if rbuf.is_empty() {
+            return BatchEnd::NeedMore;
+        }
+        let mut sess = Sess::new(&mut self.session, &mut self.keybuf, &mut self.scratch);
+        let mut executed = 0u64;
+        let end = loop {
+            match self.decoder.decode(rbuf, &mut self.args) {
+                Ok(true) => {
+                    executed += 1;
+                    // Multi-key atomic commands: take the bucket latches
+                    // unpinned (never wait for a latch while holding the
+                    // epoch: the holder may be waiting for the epoch).
+                    let keys = cmd::keys_to_lock(&self.shared, &self.state, &self.args);
+                    let _locks = match &keys {
+                        Some((keys, exclusive)) => {
+                            drop(sess);
+                            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+                            let locks = self.shared.keyspace.store().lock_keys(&refs, *exclusive);
+                            sess =
+                                Sess::new(&mut self.session, &mut self.keybuf, &mut self.scratch);
+                            Some(locks)
+                        }
+                        None => None,
+                    };
+                    if executed.is_multiple_of(128) {
+                        sess.refresh();
+                    }
+                    let authed = self.state.authed;
+                    let mut ctx = Ctx {
+                        shared: &self.shared,
+                        conn: &mut self.state,
+                        sess: &mut sess,
+                        out: &mut self.out,
+                    };
+                    cmd::execute(&mut ctx, &self.args);
+                    if authed != self.state.authed {
+                        self.decoder.set_unauthenticated(!self.state.authed);
+                    }
+                    if self.state.close {
+                        break BatchEnd::Close;
+                    }
+                    if self.out.buf.len() >= FLUSH_AT {
+                        break BatchEnd::Flush;
+                    }
+                }
+                Ok(false) => break BatchEnd::NeedMore,
+                Err(e) => {
+                    self.out.error(format!("ERR {e}").as_bytes());
+                    tracing::debug!("protocol error from {}: {e}", self.state.handle.addr);
+                    break BatchEnd::Close;
+                }
+            }
+        };
+        drop(sess);
+        self.args.clear();
+        if executed > 0 {
+            self.stats()
+                .total_commands_processed
+                .fetch_add(executed, Ordering::Relaxed);
+            self.state
+                .handle
+                .last_ms
+                .store(crate::util::now_ms(), Ordering::Relaxed);
+        }
+        end
+    }
+}

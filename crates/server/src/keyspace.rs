@@ -1,0 +1,731 @@
+//! The keyspace over the storage engine: logical databases, key encoding,
+//! lazy and active expiry, WATCH touches.
+//!
+//! - A stored key is `[physical db byte] ++ user key`; hence at most 256
+//!   databases. `SWAPDB` swaps two entries of the logical → physical
+//!   indirection table (O(1)); a connection resolves its db per command.
+//! - A record's `expire_at_ms` (0 = none) is checked on every access: an
+//!   expired record reads as absent and is deleted (lazy expiry); a
+//!   background thread samples the log for expired records (active expiry).
+//! - `value_type` 0 is a string, the only type so far.
+//! - Every write touches the WATCH registry ([`crate::watch`]).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hybrid_log::{
+    CopyAction, InPlace, Pinned, RecordMeta, RmwOps, RmwOutcome, Session, Store, StoreError,
+    ValueMut,
+};
+
+use crate::server::StatShard;
+use crate::util::now_ms;
+use crate::watch::Watches;
+
+/// Records visited per active-expiry slice.
+const EXPIRE_SLICE: usize = 2000;
+/// Time budget of one active-expiry cycle (Redis: 25% of a 100 ms tick).
+const EXPIRE_CYCLE_BUDGET: Duration = Duration::from_millis(25);
+
+/// `value_type` of strings.
+pub const TYPE_STRING: u8 = 0;
+
+/// Is a record with this meta alive at `now`?
+#[inline]
+pub fn alive(meta: &RecordMeta, now: u64) -> bool {
+    meta.expire_at_ms == 0 || meta.expire_at_ms > now
+}
+
+/// Exact key counts of one physical db, kept from the engine's RMW
+/// outcomes (expired-but-not-yet-removed keys count, as in Redis).
+#[derive(Debug, Default)]
+pub struct DbCounts {
+    /// Keys.
+    pub keys: AtomicI64,
+    /// Keys with a TTL.
+    pub expires: AtomicI64,
+}
+
+impl DbCounts {
+    /// Applies an RMW outcome. `old_ttl` / `new_ttl`: whether the old / new
+    /// record has an expiry.
+    fn apply(&self, outcome: RmwOutcome, old_ttl: bool, new_ttl: bool) {
+        let (dk, de) = match outcome {
+            RmwOutcome::Created => (1, new_ttl as i64),
+            RmwOutcome::Updated => (0, new_ttl as i64 - old_ttl as i64),
+            RmwOutcome::Deleted => (-1, -(old_ttl as i64)),
+            RmwOutcome::Unchanged | RmwOutcome::NotFound => (0, 0),
+        };
+        if dk != 0 {
+            self.keys.fetch_add(dk, Ordering::Relaxed);
+        }
+        if de != 0 {
+            self.expires.fetch_add(de, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The most recent SCAN cursors handed out (bounded, oldest forgotten).
+#[derive(Debug, Default)]
+struct IssuedCursors {
+    set: std::collections::HashSet<u64, fxhash::FxBuildHasher>,
+    order: std::collections::VecDeque<u64>,
+}
+
+impl IssuedCursors {
+    const MAX: usize = 1 << 16;
+
+    fn insert(&mut self, c: u64) {
+        if self.set.insert(c) {
+            self.order.push_back(c);
+            if self.order.len() > Self::MAX {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// Shared keyspace: the store plus the db indirection table and WATCH registry.
+#[derive(Debug)]
+pub struct Keyspace {
+    store: Store,
+    databases: usize,
+    map: Vec<AtomicU8>,
+    /// WATCH registry.
+    pub watches: Arc<Watches>,
+    /// Keys removed because their TTL passed (lazy + active).
+    pub expired_keys: Arc<AtomicU64>,
+    /// Key counts per physical db.
+    pub counts: Arc<Vec<DbCounts>>,
+    /// SCAN cursors handed to clients (engine log addresses): only these
+    /// are accepted back, never an arbitrary address.
+    cursors: Mutex<IssuedCursors>,
+    /// Largest value a record can hold (a record must fit in one log page).
+    max_value: usize,
+    stop: Arc<AtomicBool>,
+    expiry_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// One batch's pinned engine session plus the connection's reusable
+/// buffers (no allocation per request for key encoding or RMW values).
+#[derive(Debug)]
+pub struct Sess<'s> {
+    p: Pinned<'s>,
+    k1: &'s mut Vec<u8>,
+    scratch: &'s mut Vec<u8>,
+}
+
+impl<'s> Sess<'s> {
+    /// Pins `session` for a batch; `keybuf` is reused for key encoding and
+    /// `scratch` for values built by in-place RMW updates.
+    pub fn new(
+        session: &'s mut Session,
+        keybuf: &'s mut Vec<u8>,
+        scratch: &'s mut Vec<u8>,
+    ) -> Sess<'s> {
+        Sess {
+            p: session.pin(),
+            k1: keybuf,
+            scratch,
+        }
+    }
+
+    /// Lets the epoch advance in a long batch.
+    pub fn refresh(&mut self) {
+        self.p.refresh();
+    }
+}
+
+impl Keyspace {
+    /// Wraps an opened store with `databases` logical dbs (≤ 256).
+    pub fn new(store: Store, databases: usize) -> Keyspace {
+        assert!((1..=256).contains(&databases), "databases must be 1..=256");
+        // Record prefix (32 bytes today), a key of up to 256 bytes, and
+        // alignment: 512 bytes of headroom.
+        let max_value = (store.stats().page_size as usize).saturating_sub(512);
+        Keyspace {
+            store,
+            databases,
+            map: (0..databases).map(|i| AtomicU8::new(i as u8)).collect(),
+            watches: Arc::new(Watches::default()),
+            expired_keys: Arc::new(AtomicU64::new(0)),
+            counts: Arc::new((0..256).map(|_| DbCounts::default()).collect()),
+            cursors: Mutex::new(IssuedCursors::default()),
+            max_value,
+            stop: Arc::new(AtomicBool::new(false)),
+            expiry_thread: Mutex::new(None),
+        }
+    }
+
+    /// Number of logical dbs.
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    /// The engine.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A new engine session for a connection.
+    pub fn session(&self) -> Session {
+        self.store.session()
+    }
+
+    /// Largest value the store takes (keys up to 256 bytes assumed; longer
+    /// keys leave less room and the engine reports the error itself).
+    pub fn max_value_len(&self) -> usize {
+        self.max_value
+    }
+
+    /// Remembers a SCAN cursor given to a client.
+    pub fn issue_cursor(&self, c: u64) {
+        if c != 0 {
+            self.cursors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(c);
+        }
+    }
+
+    /// Is `c` a cursor this server handed out (or 0)? An engine scan must
+    /// never start at an address that is not a record boundary.
+    pub fn cursor_ok(&self, c: u64) -> bool {
+        c == 0
+            || self
+                .cursors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set
+                .contains(&c)
+    }
+
+    /// Physical db of a logical one.
+    #[inline]
+    pub fn phys(&self, logical: usize) -> u8 {
+        self.map[logical].load(Ordering::Acquire)
+    }
+
+    /// `SWAPDB a b`: O(1) swap in the indirection table.
+    pub fn swap(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let pa = self.phys(a);
+        let pb = self.phys(b);
+        self.map[a].store(pb, Ordering::Release);
+        self.map[b].store(pa, Ordering::Release);
+        self.watches.touch_db(pa);
+        self.watches.touch_db(pb);
+    }
+
+    /// Starts the active expiry thread: `hz` times a second it scans the
+    /// next slice of the log and deletes records whose TTL passed.
+    pub fn start_active_expiry(&self, hz: u64) {
+        let store = self.store.clone();
+        let watches = self.watches.clone();
+        let expired_keys = self.expired_keys.clone();
+        let counts = self.counts.clone();
+        let stop = self.stop.clone();
+        let period = Duration::from_millis(1000 / hz.clamp(1, 500));
+        let spawned = std::thread::Builder::new()
+            .name("kvd-expire".into())
+            .spawn(move || {
+                let mut session = store.session();
+                let mut cursor = 0u64;
+                let mut expired: Vec<Vec<u8>> = Vec::new();
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(period);
+                    // Like Redis's adaptive cycle: keep going (within a
+                    // time budget) while the slices keep yielding expired
+                    // keys.
+                    let started = std::time::Instant::now();
+                    loop {
+                        let now = now_ms();
+                        expired.clear();
+                        let mut p = session.pin();
+                        let next = p.scan(cursor, EXPIRE_SLICE, |key, _value, meta| {
+                            if !alive(&meta, now) {
+                                expired.push(key.to_vec());
+                            }
+                        });
+                        cursor = match next {
+                            Ok(c) => c,
+                            Err(e) => {
+                                tracing::warn!("active expiry scan failed: {e}");
+                                0
+                            }
+                        };
+                        for k in &expired {
+                            let counts = &counts[k[0] as usize];
+                            if let Ok(true) = delete_if_expired(&mut p, k, now, counts) {
+                                watches.touch(k);
+                                expired_keys.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        drop(p);
+                        if expired.len() < EXPIRE_SLICE / 20
+                            || cursor == 0
+                            || started.elapsed() > EXPIRE_CYCLE_BUDGET
+                            || stop.load(Ordering::Acquire)
+                        {
+                            break;
+                        }
+                    }
+                }
+            });
+        match spawned {
+            Ok(h) => *self.expiry_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
+            Err(e) => tracing::warn!("cannot start the active expiry thread: {e}"),
+        }
+    }
+
+    /// Stops background work (shutdown).
+    pub fn stop_background(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self
+            .expiry_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Deletes `key` only if it is (still) expired at `now`: a concurrent
+/// SET that replaced it survives.
+fn delete_if_expired(
+    p: &mut Pinned<'_>,
+    key: &[u8],
+    now: u64,
+    counts: &DbCounts,
+) -> Result<bool, StoreError> {
+    let mut ops =
+        engine::Update::new(
+            |old: Option<(&[u8], &RecordMeta)>, _out: &mut Vec<u8>| match old {
+                Some((_, meta)) if !alive(meta, now) => engine::Decision::Delete,
+                _ => engine::Decision::Keep,
+            },
+        );
+    let outcome = p.rmw(key, &mut ops)?;
+    counts.apply(outcome, true, false);
+    Ok(outcome == RmwOutcome::Deleted)
+}
+
+/// A view of one logical db for one command: the pinned session, the
+/// physical db byte, the clock.
+#[derive(Debug)]
+pub struct Db<'a, 's> {
+    ks: &'a Keyspace,
+    sess: &'a mut Sess<'s>,
+    stats: &'a StatShard,
+    /// Physical db byte.
+    pub phys: u8,
+    /// Command time.
+    pub now: u64,
+}
+
+fn encode_key(buf: &mut Vec<u8>, db: u8, key: &[u8]) {
+    buf.clear();
+    buf.push(db);
+    buf.extend_from_slice(key);
+}
+
+impl<'a, 's> Db<'a, 's> {
+    /// A view of logical db `logical`.
+    pub fn new(
+        ks: &'a Keyspace,
+        sess: &'a mut Sess<'s>,
+        stats: &'a StatShard,
+        logical: usize,
+    ) -> Self {
+        let phys = ks.phys(logical);
+        Db {
+            ks,
+            sess,
+            stats,
+            phys,
+            now: now_ms(),
+        }
+    }
+
+    /// The same session on another logical db.
+    pub fn with_db(&mut self, logical: usize) -> Db<'_, 's> {
+        Db {
+            ks: self.ks,
+            sess: self.sess,
+            stats: self.stats,
+            phys: self.ks.phys(logical),
+            now: self.now,
+        }
+    }
+
+    /// The shared keyspace.
+    pub fn keyspace(&self) -> &'a Keyspace {
+        self.ks
+    }
+
+    /// The encoded form of `key` (db byte + key).
+    pub fn encoded(&self, key: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(key.len() + 1);
+        encode_key(&mut v, self.phys, key);
+        v
+    }
+
+    /// Lazy expiry of the key in the key buffer.
+    fn expired_found(&mut self) {
+        let now = self.now;
+        let counts = &self.ks.counts[self.phys as usize];
+        if let Ok(true) = delete_if_expired(&mut self.sess.p, self.sess.k1, now, counts) {
+            self.ks.watches.touch(self.sess.k1);
+            self.ks.expired_keys.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads a key for a read command (counts keyspace hits/misses),
+    /// zero-copy through `f`. Expired keys read as absent and are deleted.
+    pub fn read<R>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(&[u8], &RecordMeta) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        let r = self.peek(key, f)?;
+        let c = if r.is_some() {
+            &self.stats.keyspace_hits
+        } else {
+            &self.stats.keyspace_misses
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        Ok(r)
+    }
+
+    /// Like [`Db::read`] without touching the hit/miss counters.
+    pub fn peek<R>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(&[u8], &RecordMeta) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        encode_key(self.sess.k1, self.phys, key);
+        let now = self.now;
+        let mut expired = false;
+        let r = self
+            .sess
+            .p
+            .read_with(self.sess.k1, |v, meta| {
+                if alive(&meta, now) {
+                    Some(f(v, &meta))
+                } else {
+                    expired = true;
+                    None
+                }
+            })?
+            .flatten();
+        if expired {
+            self.expired_found();
+        }
+        Ok(r)
+    }
+
+    /// Owned copy of a live value and its meta.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<(Vec<u8>, RecordMeta)>, StoreError> {
+        self.peek(key, |v, m| (v.to_vec(), *m))
+    }
+
+    /// Does a live key exist?
+    pub fn exists(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.peek(key, |_, _| ())?.is_some())
+    }
+
+    /// Writes `value` with `meta` (SET semantics). An RMW rather than an
+    /// upsert so that the key counts stay exact (the outcome says whether
+    /// the key was created).
+    pub fn put(&mut self, key: &[u8], value: &[u8], meta: RecordMeta) -> Result<(), StoreError> {
+        encode_key(self.sess.k1, self.phys, key);
+        let mut ops = engine::Put {
+            value,
+            meta,
+            old_ttl: false,
+        };
+        let outcome = self.sess.p.rmw(self.sess.k1, &mut ops)?;
+        self.ks.counts[self.phys as usize].apply(outcome, ops.old_ttl, meta.expire_at_ms != 0);
+        self.ks.watches.touch(self.sess.k1);
+        Ok(())
+    }
+
+    /// A string record with expiry `expire_at_ms` (0 = none).
+    pub fn string_meta(expire_at_ms: u64) -> RecordMeta {
+        RecordMeta {
+            expire_at_ms,
+            value_type: TYPE_STRING,
+        }
+    }
+
+    /// Deletes a key; true if a live key was removed.
+    pub fn del(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        encode_key(self.sess.k1, self.phys, key);
+        let now = self.now;
+        let mut was_alive = false;
+        let mut old_ttl = false;
+        let mut ops = engine::Update::new(
+            |old: Option<(&[u8], &RecordMeta)>, _out: &mut Vec<u8>| match old {
+                Some((_, meta)) => {
+                    was_alive = alive(meta, now);
+                    old_ttl = meta.expire_at_ms != 0;
+                    engine::Decision::Delete
+                }
+                None => {
+                    was_alive = false;
+                    engine::Decision::Keep
+                }
+            },
+        );
+        let outcome = self.sess.p.rmw(self.sess.k1, &mut ops)?;
+        drop(ops);
+        self.ks.counts[self.phys as usize].apply(outcome, old_ttl, false);
+        if outcome == RmwOutcome::Deleted {
+            self.ks.watches.touch(self.sess.k1);
+            if !was_alive {
+                self.ks.expired_keys.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(outcome == RmwOutcome::Deleted && was_alive)
+    }
+
+    /// Read-modify-write of one key as a single engine RMW. `f` sees the
+    /// live old value (None if absent or expired), may write the new value
+    /// into the (cleared) vector and decides. It may be called more than
+    /// once (engine retries, in-place attempt then copy): keep it free of
+    /// side effects except overwriting its captured results.
+    pub fn update<F>(&mut self, key: &[u8], f: F) -> Result<RmwOutcome, StoreError>
+    where
+        F: FnMut(Option<(&[u8], &RecordMeta)>, &mut Vec<u8>) -> engine::Decision,
+    {
+        encode_key(self.sess.k1, self.phys, key);
+        let now = self.now;
+        let mut f = f;
+        let (mut old_ttl, mut new_ttl) = (false, false);
+        let mut ops = engine::Update::with_scratch(
+            |old: Option<(&[u8], &RecordMeta)>, out: &mut Vec<u8>| {
+                old_ttl = old.is_some_and(|(_, m)| m.expire_at_ms != 0);
+                let d = f(old.filter(|(_, m)| alive(m, now)), out);
+                new_ttl = matches!(d, engine::Decision::Write(m) if m.expire_at_ms != 0);
+                d
+            },
+            std::mem::take(self.sess.scratch),
+        );
+        let outcome = self.sess.p.rmw(self.sess.k1, &mut ops);
+        *self.sess.scratch = ops.into_scratch();
+        if self.sess.scratch.capacity() > 64 * 1024 {
+            *self.sess.scratch = Vec::new(); // don't keep a big value's buffer
+        }
+        let outcome = outcome?;
+        self.ks.counts[self.phys as usize].apply(outcome, old_ttl, new_ttl);
+        if outcome != RmwOutcome::Unchanged && outcome != RmwOutcome::NotFound {
+            self.ks.watches.touch(self.sess.k1);
+        }
+        Ok(outcome)
+    }
+
+    /// Scans the store from `cursor` visiting about `count` records and
+    /// calls `f` for each live key of this db (key without the db byte).
+    /// Returns the next cursor (0 = done).
+    pub fn scan(
+        &mut self,
+        cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&[u8], &[u8], &RecordMeta),
+    ) -> Result<u64, StoreError> {
+        let phys = self.phys;
+        let now = self.now;
+        let next = self.sess.p.scan(cursor, count, |k, v, meta| {
+            if k.first() == Some(&phys) && alive(&meta, now) {
+                f(&k[1..], v, &meta);
+            }
+        })?;
+        // Long scans must not hold the epoch for their whole duration.
+        self.sess.p.refresh();
+        Ok(next)
+    }
+
+    /// Keys and keys with a TTL in this db (O(1), from the counters).
+    pub fn count(&self) -> (u64, u64) {
+        let c = &self.ks.counts[self.phys as usize];
+        (
+            c.keys.load(Ordering::Relaxed).max(0) as u64,
+            c.expires.load(Ordering::Relaxed).max(0) as u64,
+        )
+    }
+
+    /// Deletes every key of this db; returns how many.
+    pub fn flush(&mut self) -> Result<u64, StoreError> {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let phys = self.phys;
+        let mut cursor = 0;
+        loop {
+            cursor = self.sess.p.scan(cursor, 4096, |k, _, _| {
+                if k.first() == Some(&phys) {
+                    keys.push(k.to_vec());
+                }
+            })?;
+            self.sess.p.refresh();
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut n = 0;
+        let counts = &self.ks.counts[phys as usize];
+        for k in keys {
+            let mut old_ttl = false;
+            let mut ops =
+                engine::Update::new(|old: Option<(&[u8], &RecordMeta)>, _out: &mut Vec<u8>| {
+                    old_ttl = old.is_some_and(|(_, m)| m.expire_at_ms != 0);
+                    engine::Decision::Delete
+                });
+            let outcome = self.sess.p.rmw(&k, &mut ops)?;
+            drop(ops);
+            counts.apply(outcome, old_ttl, false);
+            n += (outcome == RmwOutcome::Deleted) as u64;
+        }
+        self.ks.watches.touch_db(phys);
+        Ok(n)
+    }
+}
+
+/// The RMW glue: a closure-driven [`RmwOps`].
+pub mod engine {
+    use super::*;
+
+    /// What an update closure decided.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Decision {
+        /// Leave the key as it is.
+        Keep,
+        /// Write the vector's bytes with this meta.
+        Write(RecordMeta),
+        /// Delete the key.
+        Delete,
+    }
+
+    /// [`RmwOps`] of a plain SET: writes the value straight into place or
+    /// into the new record (one copy), remembering whether the old record
+    /// had a TTL.
+    #[derive(Debug)]
+    pub struct Put<'v> {
+        /// New value.
+        pub value: &'v [u8],
+        /// New meta.
+        pub meta: RecordMeta,
+        /// Set by the callbacks: the replaced record had a TTL.
+        pub old_ttl: bool,
+    }
+
+    impl RmwOps for Put<'_> {
+        fn initial(&mut self) -> Option<(Vec<u8>, RecordMeta)> {
+            self.old_ttl = false;
+            Some((self.value.to_vec(), self.meta))
+        }
+
+        fn in_place(&mut self, value: &mut ValueMut<'_>, meta: &mut RecordMeta) -> InPlace {
+            self.old_ttl = meta.expire_at_ms != 0;
+            if value.set(self.value) {
+                *meta = self.meta;
+                InPlace::Done
+            } else {
+                InPlace::NeedCopy
+            }
+        }
+
+        fn copy_update(
+            &mut self,
+            _old: &[u8],
+            old_meta: RecordMeta,
+            out: &mut Vec<u8>,
+            meta: &mut RecordMeta,
+        ) -> CopyAction {
+            self.old_ttl = old_meta.expire_at_ms != 0;
+            out.clear();
+            out.extend_from_slice(self.value);
+            *meta = self.meta;
+            CopyAction::Write
+        }
+    }
+
+    /// [`RmwOps`] over a closure `f(old, out) -> Decision`.
+    #[derive(Debug)]
+    pub struct Update<F> {
+        f: F,
+        scratch: Vec<u8>,
+    }
+
+    impl<F> Update<F>
+    where
+        F: FnMut(Option<(&[u8], &RecordMeta)>, &mut Vec<u8>) -> Decision,
+    {
+        /// Wraps `f`.
+        pub fn new(f: F) -> Self {
+            Self::with_scratch(f, Vec::new())
+        }
+
+        /// Wraps `f`, building in-place values in `scratch` (reused).
+        pub fn with_scratch(f: F, scratch: Vec<u8>) -> Self {
+            Update { f, scratch }
+        }
+
+        /// Gives the scratch buffer back.
+        pub fn into_scratch(self) -> Vec<u8> {
+            self.scratch
+        }
+    }
+
+    impl<F> RmwOps for Update<F>
+    where
+        F: FnMut(Option<(&[u8], &RecordMeta)>, &mut Vec<u8>) -> Decision,
+    {
+        fn initial(&mut self) -> Option<(Vec<u8>, RecordMeta)> {
+            let mut out = Vec::new();
+            match (self.f)(None, &mut out) {
+                Decision::Write(m) => Some((out, m)),
+                _ => None,
+            }
+        }
+
+        fn in_place(&mut self, value: &mut ValueMut<'_>, meta: &mut RecordMeta) -> InPlace {
+            self.scratch.clear();
+            match (self.f)(Some((value.as_slice(), meta)), &mut self.scratch) {
+                Decision::Keep => InPlace::NoChange,
+                Decision::Delete => InPlace::Delete,
+                Decision::Write(m) => {
+                    if value.as_slice() == self.scratch.as_slice() || value.set(&self.scratch) {
+                        *meta = m;
+                        InPlace::Done
+                    } else {
+                        InPlace::NeedCopy
+                    }
+                }
+            }
+        }
+
+        fn copy_update(
+            &mut self,
+            old: &[u8],
+            old_meta: RecordMeta,
+            out: &mut Vec<u8>,
+            meta: &mut RecordMeta,
+        ) -> CopyAction {
+            out.clear();
+            match (self.f)(Some((old, &old_meta)), out) {
+                Decision::Keep => CopyAction::NoChange,
+                Decision::Delete => CopyAction::Delete,
+                Decision::Write(m) => {
+                    *meta = m;
+                    CopyAction::Write
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! `kvd [config-file] [--option value ...]`: see the `kvd` library docs.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use kvd::config::{CliOutcome, Config, NOT_YET_BUILT, USAGE};
+use kvd::keyspace::Keyspace;
+use kvd::server::{self, Shared};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match Config::from_args(&args) {
+        Ok(CliOutcome::Run(cfg)) => *cfg,
+        Ok(CliOutcome::Version) => {
+            println!(
+                "kvd v={} (Redis 7.0.0 compatible)",
+                kvd::cmd::server::KVD_VERSION
+            );
+            return ExitCode::SUCCESS;
+        }
+        Ok(CliOutcome::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("\n{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config_file = args.first().filter(|a| !a.starts_with("--")).cloned();
+    if let Err(e) = init_logging(&cfg) {
+        eprintln!("kvd: cannot open log file '{}': {e}", cfg.logfile);
+        return ExitCode::from(1);
+    }
+    match run(cfg, config_file) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("kvd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn level_filter(name: &str) -> tracing::level_filters::LevelFilter {
+    use tracing::level_filters::LevelFilter;
+    match name {
+        "debug" | "verbose" => LevelFilter::DEBUG,
+        "notice" => LevelFilter::INFO,
+        "warning" => LevelFilter::WARN,
+        _ => LevelFilter::OFF,
+    }
+}
+
+/// Logs to stderr or `logfile`, with a level that `CONFIG SET loglevel`
+/// can change at run time.
+fn init_logging(cfg: &Config) -> std::io::Result<()> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    use tracing_subscriber::prelude::*;
+    let (writer, ansi) = if cfg.logfile.is_empty() {
+        (BoxMakeWriter::new(std::io::stderr), true)
+    } else {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cfg.logfile)?;
+        (BoxMakeWriter::new(std::sync::Mutex::new(f)), false)
+    };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(level_filter(&cfg.loglevel));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(writer);
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+    kvd::config::set_loglevel_hook(Box::new(move |name| {
+        let _ = handle.modify(|f| *f = level_filter(name));
+    }));
+    Ok(())
+}
+
+fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.dir)
+        .with_context(|| format!("can't create the data directory {}", cfg.dir.display()))?;
+    for name in NOT_YET_BUILT {
+        let enabled = match *name {
+            "appendonly" => cfg.appendonly,
+            "save" => !cfg.save.is_empty() && cfg.save != Config::default().save,
+            _ => false,
+        };
+        if enabled {
+            tracing::warn!(
+                "option '{name}' is set but kvd has no persistence yet: it is stored for CONFIG GET only, data lives in memory and in the log's spill files until exit"
+            );
+        }
+    }
+    if cfg.maxmemory_policy != "noeviction" {
+        tracing::warn!(
+            "maxmemory-policy {} is stored only: kvd does not evict yet",
+            cfg.maxmemory_policy
+        );
+    }
+    let mut scfg = hybrid_log::StoreConfig::new(cfg.dir.join("log"));
+    if cfg.maxmemory > 0 {
+        // The in-memory log needs a few pages; below that, use the minimum.
+        let min = 4u64 << scfg.page_bits;
+        if cfg.maxmemory < min {
+            tracing::warn!(
+                "maxmemory {} is below the store's minimum of {min} bytes (4 log pages): using {min}",
+                cfg.maxmemory
+            );
+        }
+        scfg.memory_budget = cfg.maxmemory.max(min);
+    }
+    let budget = scfg.memory_budget;
+    let store = hybrid_log::Store::open(scfg).context("can't open the store")?;
+    let keyspace = Keyspace::new(store, cfg.databases);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kvd-worker")
+        .build()
+        .context("can't start the tokio runtime")?;
+    let hz = cfg.hz;
+    let shared = Shared::new(cfg, keyspace, config_file);
+    rt.block_on(async move {
+        let (bind, port, backlog) = {
+            let c = shared.config();
+            (c.bind.clone(), c.port, c.tcp_backlog)
+        };
+        let mut listeners = Vec::new();
+        for addr in &bind {
+            let (optional, addr) = match addr.strip_prefix('-') {
+                Some(a) => (true, a),
+                None => (false, addr.as_str()),
+            };
+            let l = match bind_listener(addr, port, backlog as u32) {
+                Ok(l) => l,
+                Err(e) if optional => {
+                    tracing::warn!("skipping optional bind address {addr}:{port}: {e:#}");
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "Could not create server TCP listening socket {addr}:{port}"
+                    )))
+                }
+            };
+            if port == 0 {
+                if let Ok(a) = l.local_addr() {
+                    shared.port.store(a.port(), Ordering::Relaxed);
+                }
+            } else {
+                shared.port.store(port, Ordering::Relaxed);
+            }
+            listeners.push(l);
+        }
+        if listeners.is_empty() {
+            anyhow::bail!("no address could be bound");
+        }
+        shared.keyspace.start_active_expiry(hz);
+        {
+            let c = shared.config();
+            tracing::info!(
+                "kvd {} (Redis 7.0.0 compatible) started: pid={} port={} bind={} dir={} databases={} persistence={} memory budget={} bytes",
+                kvd::cmd::server::KVD_VERSION,
+                std::process::id(),
+                shared.port.load(Ordering::Relaxed),
+                c.bind.join(","),
+                c.dir.display(),
+                c.databases,
+                c.persistence_mode(),
+                budget
+            );
+        }
+        tracing::info!("Ready to accept connections");
+        server::serve(shared, listeners).await;
+        anyhow::Ok(())
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}
+
+fn bind_listener(addr: &str, port: u16, backlog: u32) -> anyhow::Result<tokio::net::TcpListener> {
+    let ip: std::net::IpAddr = match addr {
+        "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
+        "*" => std::net::IpAddr::from([0, 0, 0, 0]),
+        a => a
+            .parse()
+            .with_context(|| format!("invalid bind address '{a}'"))?,
+    };
+    let sa = std::net::SocketAddr::new(ip, port);
+    let sock = if ip.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.set_nodelay(true)?;
+    sock.bind(sa)?;
+    Ok(sock.listen(backlog.max(16))?)
+}
