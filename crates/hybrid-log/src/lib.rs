@@ -146,6 +146,7 @@
 mod address;
 mod checkpoint;
 mod compaction;
+mod cursors;
 mod delete;
 mod epoch;
 mod flush;
@@ -192,6 +193,9 @@ pub enum StoreError {
     /// Invalid configuration.
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// A scan cursor that is neither 0 nor a cursor this store handed out.
+    #[error("invalid scan cursor {0}")]
+    InvalidCursor(u64),
     /// A record read from disk does not decode.
     #[error("corrupt record at log address {address:#x}: {reason}")]
     Corrupt {

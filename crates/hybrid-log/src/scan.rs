@@ -19,7 +19,25 @@ impl Pinned<'_> {
     /// calling `f(key, value, meta)` for live keys. Returns the cursor to continue with, 0 when
     /// the scan reached the tail. Expiry is not checked (the caller filters). `f` may run
     /// under a record lock: it must be quick and must not call the store.
+    ///
+    /// `cursor` must be 0 or a value a recent `scan` of this store returned; anything else
+    /// is refused with [`StoreError::InvalidCursor`] (see `cursors.rs`: only record
+    /// boundaries are safe to start at).
     pub fn scan(
+        &mut self,
+        cursor: u64,
+        count: usize,
+        f: impl FnMut(&[u8], &[u8], RecordMeta),
+    ) -> Result<u64, StoreError> {
+        if !self.inner.cursors.accepts(cursor) {
+            return Err(StoreError::InvalidCursor(cursor));
+        }
+        let next = self.scan_from(cursor, count, f)?;
+        self.inner.cursors.issue(next);
+        Ok(next)
+    }
+
+    fn scan_from(
         &mut self,
         cursor: u64,
         count: usize,

@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     pub cfg: StoreConfig,
     pub durable: Durable,
     pub compaction: CompactionState,
+    /// Scan cursors handed out (see `cursors.rs`).
+    pub cursors: crate::cursors::IssuedCursors,
 }
 
 impl std::fmt::Debug for Inner {
@@ -380,6 +382,7 @@ impl Store {
                 cfg: cfg.clone(),
                 durable,
                 compaction: CompactionState::default(),
+                cursors: crate::cursors::IssuedCursors::new(),
             }),
         };
         {

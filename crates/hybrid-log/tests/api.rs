@@ -215,3 +215,47 @@ fn clear_all_removes_every_key() {
     s.upsert(b"k1", b"again", RecordMeta::default()).unwrap();
     assert_eq!(s.read(b"k1").unwrap().unwrap().0, b"again");
 }
+
+/// A scan cursor that the store did not hand out (a client typing `SCAN 77`) is refused
+/// instead of being read as a record boundary; cursors the store returned keep working.
+#[test]
+fn forged_scan_cursors_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(small(dir.path())).unwrap();
+    let mut s = store.session();
+    // 16 pages' worth through a 4-page budget: the scan crosses disk and memory.
+    let n = 2000u32;
+    for i in 0..n {
+        let key = format!("key:{i}");
+        s.upsert(key.as_bytes(), &[7u8; 24], RecordMeta::default())
+            .unwrap();
+    }
+    let tail = store.stats().tail;
+    let mut refused = 0u64;
+    for forged in (1..tail).step_by(3) {
+        match s.scan(forged, 10, |_, _, _| {
+            panic!("a forged cursor must not visit records")
+        }) {
+            Err(StoreError::InvalidCursor(c)) => {
+                assert_eq!(c, forged);
+                refused += 1;
+            }
+            other => panic!("forged cursor {forged} was accepted: {other:?}"),
+        }
+    }
+    assert!(refused > 1000, "too few cursors tried: {refused}");
+
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = 0;
+    loop {
+        cursor = s
+            .scan(cursor, 50, |k, _, _| {
+                seen.insert(k.to_vec());
+            })
+            .unwrap();
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), n as usize);
+}
