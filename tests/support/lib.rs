@@ -156,7 +156,10 @@ impl KvdServer {
                 self.child = None;
                 return st;
             }
-            assert!(Instant::now() < deadline, "kvd did not exit within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "kvd did not exit within {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -74,9 +74,17 @@ fn fuzz(seconds: u64) -> Result<()> {
         let corpus = format!("corpus/{target}");
         std::fs::create_dir_all(fuzz_dir.join(&corpus))?;
         let mut c = Command::new("cargo");
-        c.args(["+nightly", "fuzz", "run", target, &corpus, "corpus/seed", "--"])
-            .arg(format!("-max_total_time={seconds}"))
-            .current_dir(&fuzz_dir);
+        c.args([
+            "+nightly",
+            "fuzz",
+            "run",
+            target,
+            &corpus,
+            "corpus/seed",
+            "--",
+        ])
+        .arg(format!("-max_total_time={seconds}"))
+        .current_dir(&fuzz_dir);
         eprintln!("xtask: fuzzing {target} for {seconds}s");
         let st = c.status()?;
         if !st.success() {
