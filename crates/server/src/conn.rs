@@ -16,7 +16,7 @@ use resp_codec::{Limits, RequestDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cmd::{self, Ctx};
+use crate::cmd::{self, Ctx, LockPlan};
 use crate::keyspace::Sess;
 use crate::reply::Out;
 use crate::server::{ClientHandle, Shared};
@@ -55,6 +55,19 @@ impl ConnState {
         let keys = std::mem::take(&mut self.watched);
         shared.keyspace.watches.unwatch(&keys, &self.watch_dirty);
         self.watch_dirty.store(false, Ordering::Release);
+    }
+}
+
+/// Takes the checkpoint gate shared (unpinned: a checkpoint holding it
+/// exclusively waits for the epoch); the runtime moves this worker's other
+/// tasks away while a checkpoint runs.
+fn read_gate(gate: &std::sync::RwLock<()>) -> std::sync::RwLockReadGuard<'_, ()> {
+    match gate.try_read() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            tokio::task::block_in_place(|| gate.read().unwrap_or_else(|e| e.into_inner()))
+        }
     }
 }
 
@@ -240,21 +253,60 @@ impl Connection {
             match self.decoder.decode(rbuf, &mut self.args) {
                 Ok(true) => {
                     executed += 1;
-                    // Multi-key atomic commands: take the bucket latches
-                    // unpinned (never wait for a latch while holding the
-                    // epoch: the holder may be waiting for the epoch).
-                    let keys = cmd::keys_to_lock(&self.shared, &self.state, &self.args);
-                    let _locks = match &keys {
-                        Some((keys, exclusive)) => {
+                    // Key locks (crate::keylock): never wait for one while
+                    // pinned (a holder may be waiting for the epoch): try
+                    // pinned, and on contention unpin, wait, re-pin.
+                    let locks = &self.shared.keyspace.locks;
+                    let gate = &self.shared.persist.gate;
+                    let mut _gate = None;
+                    let mut _one = None;
+                    let mut _multi = None;
+                    match cmd::lock_plan(&self.shared, &self.state, &self.args) {
+                        LockPlan::None => {}
+                        LockPlan::Read(s) => {
+                            if locks.exclusive_held(s) {
+                                drop(sess);
+                                locks.wait_not_exclusive(s);
+                                sess = Sess::new(
+                                    &mut self.session,
+                                    &mut self.keybuf,
+                                    &mut self.scratch,
+                                );
+                            }
+                        }
+                        LockPlan::Write(s) => loop {
+                            if let Some(g) = locks.try_shared(s) {
+                                _one = Some(g);
+                                break;
+                            }
                             drop(sess);
-                            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-                            let locks = self.shared.keyspace.store().lock_keys(&refs, *exclusive);
+                            locks.wait_not_exclusive(s);
                             sess =
                                 Sess::new(&mut self.session, &mut self.keybuf, &mut self.scratch);
-                            Some(locks)
+                        },
+                        LockPlan::Multi(stripes, exclusive) => {
+                            drop(sess);
+                            if exclusive {
+                                _gate = Some(read_gate(gate));
+                            }
+                            _multi = Some(locks.lock(stripes, exclusive));
+                            sess =
+                                Sess::new(&mut self.session, &mut self.keybuf, &mut self.scratch);
                         }
-                        None => None,
-                    };
+                        LockPlan::Gate => {
+                            if let Ok(g) = gate.try_read() {
+                                _gate = Some(g);
+                            } else {
+                                drop(sess);
+                                _gate = Some(read_gate(gate));
+                                sess = Sess::new(
+                                    &mut self.session,
+                                    &mut self.keybuf,
+                                    &mut self.scratch,
+                                );
+                            }
+                        }
+                    }
                     if executed.is_multiple_of(128) {
                         sess.refresh();
                     }

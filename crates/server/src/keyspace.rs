@@ -19,6 +19,7 @@ use hybrid_log::{
     ValueMut,
 };
 
+use crate::keylock::KeyLocks;
 use crate::server::StatShard;
 use crate::util::now_ms;
 use crate::watch::Watches;
@@ -96,6 +97,8 @@ pub struct Keyspace {
     map: Vec<AtomicU8>,
     /// WATCH registry.
     pub watches: Arc<Watches>,
+    /// Key locks of multi-key commands, EXEC and single-key writes.
+    pub locks: KeyLocks,
     /// Keys removed because their TTL passed (lazy + active).
     pub expired_keys: Arc<AtomicU64>,
     /// Key counts per physical db.
@@ -151,6 +154,7 @@ impl Keyspace {
             databases,
             map: (0..databases).map(|i| AtomicU8::new(i as u8)).collect(),
             watches: Arc::new(Watches::default()),
+            locks: KeyLocks::default(),
             expired_keys: Arc::new(AtomicU64::new(0)),
             counts: Arc::new((0..256).map(|_| DbCounts::default()).collect()),
             cursors: Mutex::new(IssuedCursors::default()),
@@ -207,6 +211,64 @@ impl Keyspace {
     #[inline]
     pub fn phys(&self, logical: usize) -> u8 {
         self.map[logical].load(Ordering::Acquire)
+    }
+
+    /// The logical → physical db table (for the checkpoint token).
+    pub fn db_map(&self) -> Vec<u8> {
+        (0..self.databases).map(|i| self.phys(i)).collect()
+    }
+
+    /// Restores a table saved by [`Keyspace::db_map`] (at startup). A
+    /// table of another length or that is not a permutation is refused
+    /// (e.g. `databases` changed between runs).
+    pub fn set_db_map(&self, map: &[u8]) -> Result<(), String> {
+        if map.len() != self.databases {
+            return Err(format!(
+                "the checkpoint has {} databases, this server {}",
+                map.len(),
+                self.databases
+            ));
+        }
+        let mut seen = vec![false; self.databases];
+        for &p in map {
+            match seen.get_mut(p as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return Err("the checkpoint's SWAPDB table is not a permutation".into()),
+            }
+        }
+        for (slot, &p) in self.map.iter().zip(map) {
+            slot.store(p, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Recounts the keys and keys with a TTL of every physical db by
+    /// scanning the whole log (at startup, after recovery, before any
+    /// client; expired-but-present keys count, as the counters do).
+    /// Returns the number of keys.
+    pub fn recount(&self) -> Result<u64, StoreError> {
+        let mut keys = vec![0i64; 256];
+        let mut expires = vec![0i64; 256];
+        let mut session = self.store.session();
+        let mut p = session.pin();
+        let mut cursor = 0;
+        loop {
+            cursor = p.scan(cursor, 4096, |k, _, meta| {
+                if let Some(&db) = k.first() {
+                    keys[db as usize] += 1;
+                    expires[db as usize] += (meta.expire_at_ms != 0) as i64;
+                }
+            })?;
+            p.refresh();
+            if cursor == 0 {
+                break;
+            }
+        }
+        for (i, c) in self.counts.iter().enumerate() {
+            c.keys.store(keys[i], Ordering::Relaxed);
+            c.expires.store(expires[i], Ordering::Relaxed);
+        }
+        Ok(keys.iter().sum::<i64>() as u64)
     }
 
     /// `SWAPDB a b`: O(1) swap in the indirection table.
@@ -454,6 +516,7 @@ impl<'a, 's> Db<'a, 's> {
         let outcome = self.sess.p.rmw(self.sess.k1, &mut ops)?;
         self.ks.counts[self.phys as usize].apply(outcome, ops.old_ttl, meta.expire_at_ms != 0);
         self.ks.watches.touch(self.sess.k1);
+        self.stats.dirty.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -489,6 +552,7 @@ impl<'a, 's> Db<'a, 's> {
         self.ks.counts[self.phys as usize].apply(outcome, old_ttl, false);
         if outcome == RmwOutcome::Deleted {
             self.ks.watches.touch(self.sess.k1);
+            self.stats.dirty.fetch_add(1, Ordering::Relaxed);
             if !was_alive {
                 self.ks.expired_keys.fetch_add(1, Ordering::Relaxed);
             }
@@ -527,6 +591,7 @@ impl<'a, 's> Db<'a, 's> {
         self.ks.counts[self.phys as usize].apply(outcome, old_ttl, new_ttl);
         if outcome != RmwOutcome::Unchanged && outcome != RmwOutcome::NotFound {
             self.ks.watches.touch(self.sess.k1);
+            self.stats.dirty.fetch_add(1, Ordering::Relaxed);
         }
         Ok(outcome)
     }
@@ -592,6 +657,7 @@ impl<'a, 's> Db<'a, 's> {
             n += (outcome == RmwOutcome::Deleted) as u64;
         }
         self.ks.watches.touch_db(phys);
+        self.stats.dirty.fetch_add(n, Ordering::Relaxed);
         Ok(n)
     }
 }

@@ -16,21 +16,29 @@
 //! - Read-modify-write commands (INCR*, APPEND, SETRANGE, GETSET, SET
 //!   NX/XX/GET/KEEPTTL, EXPIRE*, PERSIST, ...) are one engine RMW each.
 //! - Multi-key commands (MSET, MGET, DEL k1 k2, RENAME, COPY, MOVE, ...)
-//!   and EXEC hold the index bucket latches of their keys (bucket order,
-//!   taken by the connection while *unpinned*, see
-//!   [`cmd::keys_to_lock`]); single-key commands take no latch, so they
-//!   can interleave with a running EXEC (a difference from Redis).
+//!   and EXEC hold striped key locks ([`keylock`], stripe order, taken by
+//!   the connection while *unpinned*, see [`cmd::lock_plan`]); single-key
+//!   writes hold their key's stripe shared and single-key reads wait while
+//!   it is held exclusively, so no client observes or lands in the middle
+//!   of an EXEC or MSET.
 //! - Expiry: lazy on access plus an active thread that scans slices of
 //!   the log. DBSIZE and INFO keyspace come from exact per-db counters kept
 //!   from the RMW outcomes (expired-but-not-yet-removed keys count, as in
 //!   Redis); KEYS, SCAN, RANDOMKEY and FLUSHDB walk the log (O(log size)).
 //!
-//! What it is not (yet): no persistence (no checkpoint, no AOF:
-//! `appendonly`, `appendfsync`, `save` are accepted and only stored, with a
-//! warning; SAVE/BGSAVE/LASTSAVE are not in the command table), no
-//! eviction (`maxmemory` sizes the store's in-memory log; beyond it data
-//! spills to disk), only the string type, no pub/sub, scripting, ACL users
-//! beyond `default`, or replication.
+//! - Persistence ([`persist`]): engine checkpoints. SAVE, BGSAVE,
+//!   LASTSAVE, `save` points (default `3600 1 300 100 60 10000`),
+//!   SHUTDOWN [SAVE|NOSAVE] and SIGTERM/SIGINT (save if save points are
+//!   configured) write one; startup recovers the newest one (writes after
+//!   it are lost without an AOF). A failed save refuses writes with
+//!   `-MISCONF` while save points are configured. The checkpoint token
+//!   holds the SWAPDB table: `docs/decisions/003-server-checkpoint-token.md`.
+//!
+//! What it is not (yet): no AOF (`appendonly`, `appendfsync` are accepted
+//! and only stored, with a warning), no eviction (`maxmemory` sizes the
+//! store's in-memory log; beyond it data spills to disk), only the string
+//! type, no pub/sub, scripting, ACL users beyond `default`, or
+//! replication.
 //!
 //! Module map:
 //! - [`config`]: option table, CLI + config-file parser, CONFIG GET/SET.
@@ -44,6 +52,8 @@
 //!   [`cmd::transactions`].
 //! - [`keyspace`]: logical dbs over the store, expiry, key counters, the
 //!   RMW glue ([`keyspace::engine`]).
+//! - [`keylock`]: striped key locks (isolation of EXEC and multi-key
+//!   commands).
 //! - [`watch`]: the WATCH registry.
 //! - [`reply`]: the output buffer and RESP2/RESP3 reply encoding.
 //! - [`glob`]: Redis glob matching; [`util`]: Redis number parsing and
@@ -55,7 +65,9 @@ pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod glob;
+pub mod keylock;
 pub mod keyspace;
+pub mod persist;
 pub mod reply;
 pub mod server;
 pub mod util;

@@ -86,7 +86,6 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     for name in NOT_YET_BUILT {
         let enabled = match *name {
             "appendonly" => cfg.appendonly,
-            "save" => !cfg.save.is_empty() && cfg.save != Config::default().save,
             _ => false,
         };
         if enabled {
@@ -114,8 +113,41 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         scfg.memory_budget = cfg.maxmemory.max(min);
     }
     let budget = scfg.memory_budget;
+    let t0 = std::time::Instant::now();
     let store = hybrid_log::Store::open(scfg).context("can't open the store")?;
     let keyspace = Keyspace::new(store, cfg.databases);
+    let recovered = keyspace.store().recovered();
+    if let Some(r) = &recovered {
+        match kvd::persist::CheckpointToken::decode(&r.token) {
+            Ok(t) => {
+                if let Err(e) = keyspace.set_db_map(&t.db_map) {
+                    tracing::warn!("ignoring the checkpoint's SWAPDB table: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("ignoring the checkpoint token: {e}"),
+        }
+    }
+    // Derived state: exact per-db key counters (before any client).
+    let keys = keyspace
+        .recount()
+        .context("can't count the recovered keys")?;
+    match &recovered {
+        Some(r) => tracing::info!(
+            "DB loaded from checkpoint version {}: {} keys ({} records, {} log bytes) in {:.3} seconds (log recovery {} ms){}",
+            r.version,
+            keys,
+            r.records,
+            r.bytes,
+            t0.elapsed().as_secs_f64(),
+            r.duration.as_millis(),
+            if r.skipped_corrupt > 0 {
+                format!("; skipped {} unreadable newer checkpoint(s)", r.skipped_corrupt)
+            } else {
+                String::new()
+            }
+        ),
+        None => tracing::info!("no checkpoint in {}: starting empty", cfg.dir.display()),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kvd-worker")
@@ -123,7 +155,13 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         .context("can't start the tokio runtime")?;
     let hz = cfg.hz;
     let shared = Shared::new(cfg, keyspace, config_file);
-    rt.block_on(async move {
+    if let Some(r) = &recovered {
+        let info = shared.keyspace.store().last_checkpoint();
+        shared
+            .persist
+            .note_checkpoint(r.version, info.map_or(0, |i| i.bytes));
+    }
+    let saved_ok = rt.block_on(async move {
         let (bind, port, backlog) = {
             let c = shared.config();
             (c.bind.clone(), c.port, c.tcp_backlog)
@@ -159,6 +197,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
             anyhow::bail!("no address could be bound");
         }
         shared.keyspace.start_active_expiry(hz);
+        kvd::persist::start_saver(&shared);
         {
             let c = shared.config();
             tracing::info!(
@@ -174,10 +213,12 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
             );
         }
         tracing::info!("Ready to accept connections");
-        server::serve(shared, listeners).await;
-        anyhow::Ok(())
+        anyhow::Ok(server::serve(shared, listeners).await)
     })?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    if !saved_ok {
+        anyhow::bail!("the final checkpoint failed: unsaved changes are lost");
+    }
     Ok(())
 }
 

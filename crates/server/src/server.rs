@@ -36,6 +36,9 @@ pub struct StatShard {
     pub net_output_bytes: AtomicU64,
     /// Error replies sent.
     pub total_error_replies: AtomicU64,
+    /// Keys changed (Redis's `dirty`; never reset, see
+    /// [`crate::persist::changes_since_save`]).
+    pub dirty: AtomicU64,
 }
 
 const STAT_SHARDS: usize = 16;
@@ -178,6 +181,10 @@ pub struct Inner {
     pub run_id: String,
     /// Path of the config file, if any.
     pub config_file: Option<String>,
+    /// Checkpoint state (SAVE, BGSAVE, LASTSAVE, save points).
+    pub persist: crate::persist::Persistence,
+    /// Save a checkpoint at exit (decided by SHUTDOWN or the signal).
+    pub save_on_exit: AtomicBool,
 }
 
 /// Cheap-to-clone handle to the server state.
@@ -197,6 +204,7 @@ impl Shared {
         let run_id: String = (0..40)
             .map(|_| char::from_digit(rand::random_range(0..16u32), 16).unwrap_or('0'))
             .collect();
+        let start_ms = now_ms();
         let shared = Shared(Arc::new(Inner {
             config: RwLock::new(config),
             hot: HotConfig::default(),
@@ -205,12 +213,14 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             connected: AtomicUsize::new(0),
             stats: Stats::default(),
-            start_ms: now_ms(),
+            start_ms,
             shutting_down: AtomicBool::new(false),
             shutdown: Notify::new(),
             port: AtomicU16::new(0),
             run_id,
             config_file,
+            persist: crate::persist::Persistence::new(start_ms),
+            save_on_exit: AtomicBool::new(false),
         }));
         shared.refresh_hot();
         shared
@@ -290,9 +300,12 @@ impl Shared {
     }
 }
 
-/// Accepts connections until shutdown, then closes clients and waits (up
-/// to 10 s) for in-flight batches to finish.
-pub async fn serve(shared: Shared, listeners: Vec<TcpListener>) {
+/// Accepts connections until shutdown, then closes clients, waits (up to
+/// 10 s) for in-flight batches to finish and, if the shutdown asked for it
+/// (`SHUTDOWN [SAVE]`, or a signal with save points configured) and anything
+/// changed since the last save, takes a final checkpoint. Returns false if
+/// that checkpoint failed.
+pub async fn serve(shared: Shared, listeners: Vec<TcpListener>) -> bool {
     // Signal handlers first: a SIGTERM right after the first client got
     // its answer must already shut down gracefully.
     let sig = match install_signals() {
@@ -324,7 +337,20 @@ pub async fn serve(shared: Shared, listeners: Vec<TcpListener>) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     shared.keyspace.stop_background();
+    let mut ok = true;
+    if shared.save_on_exit.load(Ordering::Acquire)
+        && (crate::persist::changes_since_save(&shared) > 0 || !shared.persist.last_ok())
+    {
+        tracing::info!("Saving the final checkpoint before exiting.");
+        let sh = shared.clone();
+        let r = tokio::task::spawn_blocking(move || crate::persist::save(&sh, "shutdown")).await;
+        if !matches!(r, Ok(Ok(_))) {
+            tracing::warn!("Error trying to save the DB on shutdown");
+            ok = false;
+        }
+    }
     tracing::warn!("kvd is now ready to exit, bye bye...");
+    ok
 }
 
 type Signals = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
@@ -346,6 +372,8 @@ async fn signals(
         _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
         _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
     }
+    let save = !shared.config().save.is_empty();
+    shared.save_on_exit.store(save, Ordering::Release);
     shared.begin_shutdown();
 }
 

@@ -326,7 +326,7 @@ fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 fn rename(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (&args[1], &args[2]);
-    // The connection holds the latches of both keys (cmd::keys_to_lock).
+    // The connection holds the latches of both keys (cmd::lock_plan).
     let (mut db, out) = ctx.db_out();
     let Some((value, meta)) = db.get(src)? else {
         out.error(b"ERR no such key");
@@ -364,7 +364,7 @@ fn transfer(
     replace: bool,
     remove_src: bool,
 ) -> Result<u8, hybrid_log::StoreError> {
-    // The connection holds the latches of both keys (cmd::keys_to_lock).
+    // The connection holds the latches of both keys (cmd::lock_plan).
     let mut db = ctx.db();
     let Some((value, meta)) = db.get(src)? else {
         return Ok(0);

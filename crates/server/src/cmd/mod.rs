@@ -16,7 +16,9 @@ use bytes::Bytes;
 use hybrid_log::StoreError;
 
 use crate::conn::ConnState;
+use crate::keylock;
 use crate::keyspace::{Db, Sess};
+use crate::persist;
 use crate::reply::Out;
 use crate::server::Shared;
 use table::{flag, Cmd, CommandSpec};
@@ -98,6 +100,25 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         ctx.conn.multi_dirty |= ctx.conn.multi.is_some();
         return;
     }
+    if !ctx.shared.persist.last_ok()
+        && misconf_applies(ctx, spec)
+        && persist::refuse_writes(ctx.shared)
+    {
+        ctx.out.error(persist::MISCONF);
+        ctx.conn.multi_dirty |= ctx.conn.multi.is_some();
+        if spec.id == Cmd::Exec {
+            // Redis discards the transaction.
+            ctx.conn.multi = None;
+            ctx.conn.multi_dirty = false;
+            ctx.conn
+                .handle
+                .multi
+                .store(-1, std::sync::atomic::Ordering::Relaxed);
+            let shared = ctx.shared;
+            ctx.conn.unwatch_all(shared);
+        }
+        return;
+    }
     let idx = (spec as *const CommandSpec as usize - table::COMMANDS.as_ptr() as usize)
         / std::mem::size_of::<CommandSpec>();
     ctx.conn
@@ -133,6 +154,19 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         return;
     }
     run(ctx, spec, args);
+}
+
+/// Commands refused with MISCONF after a failed save: writes (including an
+/// EXEC with queued writes) and PING, like Redis.
+fn misconf_applies(ctx: &Ctx<'_, '_>, spec: &CommandSpec) -> bool {
+    match spec.id {
+        Cmd::Ping => true,
+        Cmd::Exec => ctx.conn.multi.as_ref().is_some_and(|q| {
+            q.iter()
+                .any(|a| table::lookup(&a[0]).is_some_and(|s| s.has(flag::WRITE)))
+        }),
+        _ => spec.has(flag::WRITE),
+    }
 }
 
 /// Arity error text for a container's subcommand, if any.
@@ -183,9 +217,14 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
         | Cmd::DecrBy
         | Cmd::IncrByFloat
         | Cmd::Lcs => strings::run(ctx, spec, args),
-        Cmd::Info | Cmd::Time | Cmd::Config | Cmd::Command | Cmd::Shutdown => {
-            server::run(ctx, spec, args)
-        }
+        Cmd::Info
+        | Cmd::Time
+        | Cmd::Config
+        | Cmd::Command
+        | Cmd::Shutdown
+        | Cmd::Save
+        | Cmd::BgSave
+        | Cmd::LastSave => server::run(ctx, spec, args),
         Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch | Cmd::Unwatch => {
             transactions::run(ctx, spec, args)
         }
@@ -201,29 +240,46 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
     }
 }
 
-/// Encoded keys whose bucket latches the connection must hold while the
-/// command runs, and whether exclusively; None for commands that touch at
-/// most one key (they rely on the engine's per-record atomicity). Derived
-/// from the table's key positions (plus the other-db keys of MOVE and
-/// COPY ... DB): every multi-key command is atomic like in Redis, readers
-/// (MGET, EXISTS, LCS) take the latches shared; EXEC takes those of all its
-/// queued commands, exclusively.
-pub fn keys_to_lock(
-    shared: &Shared,
-    conn: &ConnState,
-    args: &[Bytes],
-) -> Option<(Vec<Vec<u8>>, bool)> {
-    let spec = table::lookup(&args[0])?;
+/// Which key locks ([`crate::keylock`]) the connection takes around one
+/// request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockPlan {
+    /// No key, or queued inside MULTI: nothing.
+    None,
+    /// A single-key read: wait while the key's stripe is held exclusively.
+    Read(usize),
+    /// A single-key write: hold the key's stripe shared.
+    Write(usize),
+    /// A multi-key command or EXEC: these stripes, exclusively (`true`) or
+    /// shared. Exclusive ones (writes) also hold the checkpoint gate shared
+    /// ([`crate::persist::Persistence::gate`]).
+    Multi(Vec<usize>, bool),
+    /// SWAPDB, FLUSHDB, FLUSHALL: only the checkpoint gate, shared.
+    Gate,
+}
+
+/// The key locks a request needs, derived from the table's key positions
+/// (plus the other-db keys of MOVE and COPY ... DB). Every multi-key command
+/// is atomic like in Redis: writers take their stripes exclusively, readers
+/// (MGET, EXISTS, LCS) shared; EXEC takes those of all its queued commands,
+/// exclusively. Single-key commands get a stripe number without allocating.
+pub fn lock_plan(shared: &Shared, conn: &ConnState, args: &[Bytes]) -> LockPlan {
+    let Some(spec) = table::lookup(&args[0]) else {
+        return LockPlan::None;
+    };
     if !conn.authed || !spec.arity_ok(args.len()) {
-        return None;
+        return LockPlan::None;
     }
     if conn.multi.is_some() && spec.id != Cmd::Exec {
-        return None; // queued, not run
+        return LockPlan::None; // queued, not run
     }
-    let mut out = Vec::new();
     if spec.id == Cmd::Exec {
+        let Some(queue) = conn.multi.as_ref() else {
+            return LockPlan::None;
+        };
+        let mut out = Vec::new();
         let mut db = conn.db;
-        for a in conn.multi.as_ref()? {
+        for a in queue {
             let Some(s) = table::lookup(&a[0]) else {
                 continue;
             };
@@ -234,17 +290,30 @@ pub fn keys_to_lock(
             }
             push_lock_keys(shared, s, a, db, &mut out);
         }
-        return Some((out, true));
+        return LockPlan::Multi(out, true);
+    }
+    if matches!(spec.id, Cmd::SwapDb | Cmd::FlushDb | Cmd::FlushAll) {
+        return LockPlan::Gate;
     }
     if spec.first_key == 0 {
-        return None;
+        return LockPlan::None;
     }
     let cross_db = matches!(spec.id, Cmd::Move | Cmd::Copy);
-    if !cross_db && spec.key_positions(args.len()).nth(1).is_none() {
-        return None;
+    let mut positions = spec.key_positions(args.len());
+    let Some(first) = positions.next() else {
+        return LockPlan::None;
+    };
+    if !cross_db && positions.next().is_none() {
+        let s = keylock::stripe(shared.keyspace.phys(conn.db), &args[first]);
+        return if spec.has(flag::WRITE) {
+            LockPlan::Write(s)
+        } else {
+            LockPlan::Read(s)
+        };
     }
+    let mut out = Vec::new();
     push_lock_keys(shared, spec, args, conn.db, &mut out);
-    Some((out, spec.has(flag::WRITE)))
+    LockPlan::Multi(out, spec.has(flag::WRITE))
 }
 
 fn parse_db(shared: &Shared, b: &[u8]) -> Option<usize> {
@@ -257,21 +326,16 @@ fn push_lock_keys(
     spec: &CommandSpec,
     args: &[Bytes],
     db: usize,
-    out: &mut Vec<Vec<u8>>,
+    out: &mut Vec<usize>,
 ) {
-    let enc = |db: usize, k: &[u8]| {
-        let mut v = Vec::with_capacity(k.len() + 1);
-        v.push(shared.keyspace.phys(db));
-        v.extend_from_slice(k);
-        v
-    };
+    let stripe = |db: usize, k: &[u8]| keylock::stripe(shared.keyspace.phys(db), k);
     for p in spec.key_positions(args.len()) {
-        out.push(enc(db, &args[p]));
+        out.push(stripe(db, &args[p]));
     }
     match spec.id {
         Cmd::Move => {
             if let Some(d) = parse_db(shared, &args[2]) {
-                out.push(enc(d, &args[1]));
+                out.push(stripe(d, &args[1]));
             }
         }
         Cmd::Copy => {
@@ -279,7 +343,7 @@ fn push_lock_keys(
             while i + 1 < args.len() {
                 if is(&args[i], "db") {
                     if let Some(d) = parse_db(shared, &args[i + 1]) {
-                        out.push(enc(d, &args[2]));
+                        out.push(stripe(d, &args[2]));
                     }
                 }
                 i += 1;

@@ -1,5 +1,6 @@
 //! Server commands: INFO, TIME, CONFIG (GET, SET, RESETSTAT, HELP),
-//! COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, HELP), SHUTDOWN.
+//! COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, HELP), SHUTDOWN, SAVE,
+//! BGSAVE, LASTSAVE (see [`crate::persist`]).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use super::table::{self, flag, Cmd, CommandSpec, COMMANDS};
 use super::{is, lossy, CmdResult, Ctx};
 use crate::config::{Config, ConfigSetError};
+use crate::persist;
 use crate::reply::Out;
 use crate::util::{now_ms, now_us};
 
@@ -28,13 +30,33 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
         Cmd::Config => config(ctx, spec, args),
         Cmd::Command => command(ctx, spec, args),
         Cmd::Shutdown => shutdown(ctx, &args[1..]),
+        Cmd::Save => {
+            let shared = ctx.shared;
+            match persist::save_from_connection(shared, ctx.sess, "SAVE", true) {
+                Ok(()) => ctx.out.ok(),
+                Err(e) => ctx.out.error(e.as_bytes()),
+            }
+        }
+        Cmd::BgSave => {
+            // SCHEDULE only matters with other child processes (Redis);
+            // kvd has none, so it behaves like a plain BGSAVE.
+            if args.len() > 2 || (args.len() == 2 && !is(&args[1], "schedule")) {
+                ctx.out.syntax_error();
+            } else if persist::bgsave(ctx.shared, "BGSAVE") {
+                ctx.out.simple(b"Background saving started");
+            } else {
+                ctx.out.error(b"ERR Background save already in progress");
+            }
+        }
+        Cmd::LastSave => ctx.out.int(ctx.shared.persist.lastsave() as i64),
         _ => unreachable!("not a server command: {}", spec.name),
     }
     Ok(())
 }
 
 fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
-    let mut save = false;
+    // No argument: save if save points are configured (Redis).
+    let mut save = !ctx.shared.config().save.is_empty();
     for a in args {
         if is(a, "nosave") {
             save = false;
@@ -49,12 +71,19 @@ fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
             return;
         }
     }
-    if save {
-        tracing::warn!("SHUTDOWN SAVE refused: kvd cannot save yet (checkpoints are not built)");
-        ctx.out.error(b"ERR Errors trying to SHUTDOWN. Check logs.");
-        return;
-    }
     tracing::warn!("User requested shutdown...");
+    if save {
+        tracing::info!("Saving the final checkpoint before exiting.");
+        let shared = ctx.shared;
+        if let Err(e) = persist::save_from_connection(shared, ctx.sess, "SHUTDOWN", false) {
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+            ctx.out.error(b"ERR Errors trying to SHUTDOWN. Check logs.");
+            return;
+        }
+    }
+    // Writes of other clients that land before the listeners close are
+    // saved by the graceful shutdown (only if something changed).
+    ctx.shared.save_on_exit.store(save, Ordering::Release);
     ctx.shared.begin_shutdown();
     // Like Redis: the client gets no reply, the connection just closes.
     ctx.conn.close = true;
@@ -209,10 +238,7 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
             f!("# Persistence");
             f!("loading:0");
             f!("async_loading:0");
-            f!("rdb_changes_since_last_save:0");
-            f!("rdb_bgsave_in_progress:0");
-            f!("rdb_last_save_time:{}", shared.start_ms / 1000);
-            f!("rdb_last_bgsave_status:ok");
+            crate::persist::info_fields(shared, s);
             f!("aof_enabled:0");
             f!("aof_rewrite_in_progress:0");
             f!("aof_rewrite_scheduled:0");

@@ -476,7 +476,7 @@ fn mset(ctx: &mut Ctx<'_, '_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult 
         ctx.out.wrong_args(spec.name);
         return Ok(());
     }
-    // The connection holds the latches of every key (cmd::keys_to_lock).
+    // The connection holds the latches of every key (cmd::lock_plan).
     let (mut db, out) = ctx.db_out();
     let keys: Vec<&[u8]> = args[1..].iter().step_by(2).map(|k| &k[..]).collect();
     if spec.id == Cmd::MSetNx {

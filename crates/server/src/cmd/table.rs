@@ -116,6 +116,9 @@ pub enum Cmd {
     Config,
     Command,
     Shutdown,
+    Save,
+    BgSave,
+    LastSave,
     // transactions
     Multi,
     Exec,
@@ -430,6 +433,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..c("command", Cmd::Command, -1, LOADING | STALE, NOKEY, "server", "2.8.13", "Get array of Redis command details")
     },
     c("shutdown", Cmd::Shutdown, -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NOKEY, "server", "1.0.0", "Synchronously save the dataset to disk and then shut down the server"),
+    c("save", Cmd::Save, 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEY, "server", "1.0.0", "Synchronously save the dataset to disk"),
+    c("bgsave", Cmd::BgSave, -1, ADMIN | NOSCRIPT, NOKEY, "server", "1.0.0", "Asynchronously save the dataset to disk"),
+    c("lastsave", Cmd::LastSave, 1, LOADING | STALE | FAST, NOKEY, "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
     // transactions
     c("multi", Cmd::Multi, 1, TX, NOKEY, "transactions", "1.2.0", "Mark the start of a transaction block"),
     c("exec", Cmd::Exec, 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NOKEY, "transactions", "1.2.0", "Execute all commands issued after MULTI"),

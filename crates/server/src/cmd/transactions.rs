@@ -3,11 +3,11 @@
 //! Queued commands were checked (existence, arity, auth) when queued; a
 //! rejected one makes EXEC reply `EXECABORT`. A write to a WATCHed key
 //! (including expiry, FLUSHDB, SWAPDB) makes EXEC reply a null array.
-//! The connection takes the bucket latches of every key of every queued
-//! command before EXEC runs (in bucket order, through `Store::lock_keys`,
-//! see `cmd::keys_to_lock`), so EXEC is isolated from other multi-key
-//! operations (MSET, RENAME, COPY, MOVE, other EXECs); single-key commands
-//! of other clients do not take latches, so they can interleave.
+//! The connection takes the key locks of every key of every queued command
+//! exclusively before EXEC runs (stripe order, see `cmd::lock_plan` and
+//! [`crate::keylock`]), so EXEC is isolated from every other command on
+//! those keys: multi-key ones wait for the locks, single-key writes hold
+//! the key's stripe shared, single-key reads wait while it is exclusive.
 
 use std::sync::atomic::Ordering;
 
@@ -90,7 +90,7 @@ fn exec(ctx: &mut Ctx<'_, '_>) {
         return;
     }
     // The connection holds the latches of every queued command's keys
-    // (cmd::keys_to_lock).
+    // (cmd::lock_plan).
     ctx.out.array(queue.len());
     for args in &queue {
         if let Some(spec) = table::lookup(&args[0]) {
