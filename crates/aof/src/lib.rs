@@ -1,1 +1,521 @@
-//! Append-only file with group commit for kvd (not built yet: see the AOF issue).
+//! The append-only file of kvd: every write command, in Redis's RESP format,
+//! appended by one dedicated writer thread with group commit, and read back
+//! at startup after the engine checkpoint it follows.
+//!
+//! What it is:
+//! - [`Aof`]: a cheap-to-clone handle. Submitters hand it commands
+//!   ([`Aof::append`], [`Aof::append_batch`], [`Aof::append_multi`], or a
+//!   [`Batch`] built up front) and get a [`Ticket`] that resolves once the
+//!   commands are written — and, under [`FsyncPolicy::Always`], on disk.
+//!   Submitting never blocks: it encodes the commands on the caller's thread
+//!   and sends them on an unbounded `flume` channel, so it is safe on a tokio
+//!   worker; await the ticket with [`Ticket::wait_async`].
+//! - [`AofReader`]: the commands after a checkpoint's [`AofPosition`], file
+//!   by file, each [`Record`] with its database and position. It repairs a
+//!   torn tail and reports corruption with the file and byte offset.
+//! - [`Aof::rotate`] / [`Aof::truncate_before`]: the checkpoint protocol
+//!   (below), and [`Aof::rewrite_needed`] for `auto-aof-rewrite-*`.
+//!
+//! What it is not: it does not execute commands, decide which commands are
+//! logged (the server's command table does), take checkpoints or parse flags.
+//!
+//! # File format
+//! The directory (Redis's `appendonlydir/`) holds `appendonly.aof.<seq>.incr.aof`
+//! files and `appendonly.aof.manifest`, in Redis 7's multi-part layout. Each
+//! incremental file is a plain Redis AOF: RESP multibulk arrays, `SELECT <db>`
+//! wherever the database changes (and before the first command of each file),
+//! transactions as `MULTI … EXEC`; `redis-check-aof` and `redis-cli --pipe`
+//! read it. The manifest is Redis's (`file appendonly.aof.3.incr.aof seq 3
+//! type i`); once a checkpoint exists, its base line names the checkpoint
+//! and where the incremental files take over:
+//! `file checkpoint.7 seq 2 type b kvd-start-seq 3 kvd-start-offset 0 kvd-base-size 4096`
+//! (Redis's parser ignores the extra keys). See `docs/decisions/004-aof-format.md`.
+//!
+//! # Group commit
+//! The writer thread blocks for one message, then takes every message
+//! already queued (up to [`AofConfig::max_batch_bytes`]), concatenates them
+//! and writes them with one `write`. Under `always` it then `fdatasync`s and
+//! only then releases every submitter of the batch, so one fsync covers all
+//! the submitters that queued while the previous one ran; under `everysec`
+//! and `no` submitters are released after the `write` (`everysec` fsyncs on
+//! the same thread at most once a second). A failed `write` or fsync fails
+//! every submitter of the batch and leaves the AOF failed: every later append
+//! is refused at once with `MISCONF Errors writing to the AOF file: …`
+//! ([`AofError::Misconf`]); nothing is retried, and no unsynced write is ever
+//! acknowledged under `always`.
+//!
+//! # Checkpoints
+//! 1. At the checkpoint's cut (writers held off by the server's gate), call
+//!    [`Aof::rotate`]: it only enqueues, so everything submitted before the
+//!    call lands before the new file and everything after in it. Release the
+//!    gate, then wait for the ticket (the writer fsyncs the old file, creates
+//!    the new one, updates the manifest): its start is the position the
+//!    checkpoint records. A failed rotation must abort the checkpoint.
+//! 2. Once the checkpoint is durable, [`Aof::truncate_before`] records it as
+//!    the manifest's base (atomic rewrite: temp file, fsync, rename, fsync
+//!    dir) and deletes the files it covers entirely.
+//! 3. At startup: load the newest checkpoint, replay
+//!    [`AofReader::open`]`(cfg, Some(its position))`, then [`Aof::open`].
+//!
+//! # Example
+//! ```
+//! use aof::{Aof, AofConfig, AofReader, Entry, FsyncPolicy};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let cfg = AofConfig::new(dir.path().join("appendonlydir")).fsync(FsyncPolicy::Always);
+//!
+//! let aof = Aof::open(cfg.clone()).unwrap();
+//! aof.append(0, &["SET", "k", "v"]).unwrap().wait().unwrap(); // on disk now
+//! let tx = aof.append_multi(1, &[&["INCR", "n"][..], &["INCR", "n"]]).unwrap();
+//! tx.wait().unwrap();
+//! let pos = aof.rotate().wait().unwrap(); // a checkpoint would record `pos`
+//! aof.append(0, &["DEL", "k"]).unwrap().wait().unwrap();
+//! aof.close().unwrap();
+//!
+//! let all: Vec<_> = AofReader::open(&cfg, None).unwrap().collect::<Result<_, _>>().unwrap();
+//! assert_eq!(all.len(), 3);
+//! assert!(matches!(&all[1].entry, Entry::Multi(cmds) if cmds.len() == 2 && cmds[0].db == 1));
+//! let after: Vec<_> = AofReader::open(&cfg, Some(pos)).unwrap().collect::<Result<_, _>>().unwrap();
+//! assert_eq!(after.len(), 1);
+//! ```
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::fs;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+mod batch;
+mod config;
+mod error;
+mod manifest;
+mod parse;
+mod reader;
+mod writer;
+
+pub use batch::{Batch, Ticket};
+pub use bytes::Bytes;
+#[doc(hidden)]
+pub use config::OpenHook;
+pub use config::{AofConfig, FsyncPolicy};
+pub use error::AofError;
+pub use reader::{AofReader, Command, Entry, LoadProgress, Record};
+
+use manifest::{temp_path, Incr, Manifest};
+use writer::{open_incr, Msg, Shared, Writer};
+
+/// A place in the AOF: byte `offset` of incremental file `seq`.
+/// Positions order like the commands they point at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AofPosition {
+    /// Sequence number of the incremental file.
+    pub seq: u64,
+    /// Byte offset in that file.
+    pub offset: u64,
+}
+
+impl AofPosition {
+    /// A position.
+    pub const fn new(seq: u64, offset: u64) -> Self {
+        Self { seq, offset }
+    }
+}
+
+impl fmt::Display for AofPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.offset)
+    }
+}
+
+/// Counters of the writer (monotonic since [`Aof::open`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AofStats {
+    /// Submissions (appends, batches, multi blocks) accepted.
+    pub submissions: u64,
+    /// Commands in them (without `MULTI`/`EXEC`/`SELECT`).
+    pub commands: u64,
+    /// Batches written, one `write` each.
+    pub batches: u64,
+    /// `fdatasync` calls.
+    pub fsyncs: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+}
+
+/// Handle to an open AOF; clones share the writer thread. The thread stops
+/// (after a final fsync) on [`Aof::close`] or when the last clone is dropped.
+#[derive(Clone)]
+pub struct Aof {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: flume::Sender<Msg>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    cfg: AofConfig,
+}
+
+impl fmt::Debug for Aof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aof")
+            .field("dir", &self.inner.cfg.dir)
+            .field("fsync", &self.inner.cfg.fsync)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let handle = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let (done, _rx) = flume::bounded(1);
+            let _ = self.tx.send(Msg::Close(done));
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Aof {
+    /// Opens (or creates) the AOF in `cfg.dir` for appending and starts the
+    /// writer thread (`aof-writer`).
+    ///
+    /// Appends continue in the last incremental file. Its tail is checked
+    /// first (one read of that file): a torn tail is cut off with a warning,
+    /// corruption is an error (unless `truncate_corrupt_tail`), so new
+    /// commands never follow garbage. A leftover temporary manifest is
+    /// removed, and incremental files the manifest no longer lists because a
+    /// crash interrupted [`Aof::truncate_before`] or [`Aof::rotate`] are
+    /// deleted.
+    pub fn open(cfg: AofConfig) -> Result<Self, AofError> {
+        fs::create_dir_all(&cfg.dir).map_err(|e| AofError::io("creating", &cfg.dir, e))?;
+        let tmp = temp_path(&cfg);
+        if tmp.exists() {
+            tracing::warn!(file = %tmp.display(), "removing a leftover temporary AOF manifest");
+            fs::remove_file(&tmp).map_err(|e| AofError::io("removing", &tmp, e))?;
+        }
+        let manifest = match Manifest::load(&cfg)? {
+            Some(m) => m,
+            None => create_fresh(&cfg)?,
+        };
+        remove_unlisted(&cfg, &manifest)?;
+        let last = manifest
+            .incr
+            .last()
+            .cloned()
+            .ok_or_else(|| AofError::Manifest {
+                path: cfg.manifest_path(),
+                line: 0,
+                reason: "no incremental file".into(),
+            })?;
+        let path = cfg.dir.join(&last.file);
+        if !path.exists() {
+            return Err(AofError::Manifest {
+                path: cfg.manifest_path(),
+                line: 0,
+                reason: format!("listed file {} is missing", last.file),
+            });
+        }
+        let end = AofReader::scan_last(&cfg, last.seq, path.clone())?;
+        let file = open_incr(&cfg, &path).map_err(|e| AofError::io("opening", &path, e))?;
+
+        let shared = Arc::new(Shared::default());
+        let mut live = 0;
+        for i in &manifest.incr {
+            live += fs::metadata(cfg.dir.join(&i.file)).map_or(0, |m| m.len());
+        }
+        let start = manifest.start();
+        if manifest.incr.first().map(|i| i.seq) == Some(start.seq) {
+            live = live.saturating_sub(start.offset);
+        }
+        shared.size_since_rewrite.store(live, Ordering::Relaxed);
+        shared.base_size.store(
+            manifest.base.as_ref().map_or(0, |b| b.size),
+            Ordering::Relaxed,
+        );
+
+        let (tx, rx) = flume::unbounded();
+        let writer = Writer {
+            cfg: cfg.clone(),
+            shared: shared.clone(),
+            rx,
+            manifest,
+            file,
+            seq: last.seq,
+            len: end.offset,
+            db: None,
+            dirty: false,
+            last_fsync: Instant::now(),
+            failed: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("aof-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| AofError::io("spawning the writer thread for", &cfg.dir, e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tx,
+                shared,
+                thread: Mutex::new(Some(thread)),
+                cfg,
+            }),
+        })
+    }
+
+    /// Appends a batch built with [`Batch`]; its commands go into the file
+    /// contiguously. Refused at once with [`AofError::Misconf`] once the AOF
+    /// has failed, or [`AofError::Closed`] after [`Aof::close`].
+    pub fn submit(&self, batch: Batch) -> Result<Ticket, AofError> {
+        if let Some(e) = self.inner.shared.misconf() {
+            return Err(e);
+        }
+        let Some(first_db) = batch.first_db else {
+            return Ok(Ticket::ready(Ok(())));
+        };
+        let (done, rx) = flume::bounded(1);
+        let commands = batch.commands;
+        self.inner
+            .tx
+            .send(Msg::Write {
+                data: batch.buf.freeze(),
+                first_db,
+                last_db: batch.last_db,
+                done,
+            })
+            .map_err(|_| AofError::Closed)?;
+        let s = &self.inner.shared;
+        s.submissions.fetch_add(1, Ordering::Relaxed);
+        s.commands.fetch_add(commands, Ordering::Relaxed);
+        Ok(Ticket::new(rx))
+    }
+
+    /// Appends one command (`args[0]` is its name) in database `db`.
+    ///
+    /// # Panics
+    /// If `args` is empty.
+    pub fn append<A: AsRef<[u8]>>(&self, db: u32, args: &[A]) -> Result<Ticket, AofError> {
+        let mut b = Batch::new();
+        b.command(db, args);
+        self.submit(b)
+    }
+
+    /// Appends a client's batch of commands (one channel message, one ticket).
+    ///
+    /// # Panics
+    /// If a command is empty.
+    pub fn append_batch<C: AsRef<[A]>, A: AsRef<[u8]>>(
+        &self,
+        db: u32,
+        cmds: &[C],
+    ) -> Result<Ticket, AofError> {
+        let mut b = Batch::new();
+        for c in cmds {
+            b.command(db, c.as_ref());
+        }
+        self.submit(b)
+    }
+
+    /// Appends a transaction's or script's effects as one `MULTI … EXEC`
+    /// block, never interleaved with other submitters' commands. For
+    /// commands in several databases use [`Batch::multi`].
+    ///
+    /// # Panics
+    /// If a command is empty.
+    pub fn append_multi<C: AsRef<[A]>, A: AsRef<[u8]>>(
+        &self,
+        db: u32,
+        cmds: &[C],
+    ) -> Result<Ticket, AofError> {
+        let cmds: Vec<(u32, &[A])> = cmds.iter().map(|c| (db, c.as_ref())).collect();
+        let mut b = Batch::new();
+        b.multi(&cmds);
+        self.submit(b)
+    }
+
+    /// Resolves once everything submitted before is written and fsynced
+    /// (whatever the policy): for `SHUTDOWN` and tests.
+    pub fn sync(&self) -> Ticket {
+        self.control(Msg::Sync)
+    }
+
+    /// Starts a new incremental file after everything submitted before this
+    /// call, and resolves to its start: the position a checkpoint taken at
+    /// this cut records. Fsyncs the previous file first.
+    pub fn rotate(&self) -> Ticket<AofPosition> {
+        self.control(Msg::Rotate)
+    }
+
+    /// After a checkpoint covering everything before `pos` is durable:
+    /// records it as the manifest's base (`label` names it, `size` is its size
+    /// in bytes for [`Aof::rewrite_needed`]) and deletes the incremental files
+    /// wholly before `pos`. Resolves to the number of files deleted.
+    /// `label` must be a file-name-like token (`[A-Za-z0-9._-]`, e.g.
+    /// `checkpoint.17`).
+    pub fn truncate_before(&self, pos: AofPosition, label: &str, size: u64) -> Ticket<usize> {
+        let ok = !label.is_empty()
+            && label.len() <= 255
+            && label != "."
+            && label != ".."
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok {
+            return Ticket::ready(Err(AofError::InvalidLabel(label.to_owned())));
+        }
+        let label = label.to_owned();
+        self.control(|done| Msg::Truncate {
+            pos,
+            label,
+            size,
+            done,
+        })
+    }
+
+    /// Fsyncs, stops the writer thread and waits for it. Later appends (from
+    /// any clone) fail with [`AofError::Closed`]. Returns the final fsync's
+    /// result (or the failure the AOF is in).
+    pub fn close(&self) -> Result<(), AofError> {
+        let handle = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(handle) = handle else {
+            return Err(AofError::Closed);
+        };
+        let result = self.control(Msg::Close).wait();
+        let _ = handle.join();
+        result
+    }
+
+    fn control<T>(&self, msg: impl FnOnce(writer::Reply<T>) -> Msg) -> Ticket<T> {
+        let (done, rx) = flume::bounded(1);
+        match self.inner.tx.send(msg(done)) {
+            Ok(()) => Ticket::new(rx),
+            Err(_) => Ticket::ready(Err(AofError::Closed)),
+        }
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> AofStats {
+        let s = &self.inner.shared;
+        AofStats {
+            submissions: s.submissions.load(Ordering::Relaxed),
+            commands: s.commands.load(Ordering::Relaxed),
+            batches: s.batches.load(Ordering::Relaxed),
+            fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            bytes_written: s.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The `MISCONF` error if a write or fsync failed, else `None`.
+    pub fn failure(&self) -> Option<AofError> {
+        self.inner.shared.misconf()
+    }
+
+    /// Bytes of incremental AOF after the last checkpoint (Redis's
+    /// `aof_current_size` minus the base).
+    pub fn size_since_rewrite(&self) -> u64 {
+        self.inner.shared.size_since_rewrite.load(Ordering::Relaxed)
+    }
+
+    /// Size of the last checkpoint as given to [`Aof::truncate_before`]
+    /// (Redis's `aof_base_size`); 0 before the first.
+    pub fn base_size(&self) -> u64 {
+        self.inner.shared.base_size.load(Ordering::Relaxed)
+    }
+
+    /// Redis's `auto-aof-rewrite` trigger: the AOF grew past
+    /// `rewrite_min_size` and by `rewrite_percentage` % of the base.
+    pub fn rewrite_needed(&self) -> bool {
+        let cfg = &self.inner.cfg;
+        let size = self.size_since_rewrite();
+        let base = self.base_size().max(1);
+        cfg.rewrite_percentage > 0
+            && size >= cfg.rewrite_min_size
+            && u128::from(size) * 100 / u128::from(base) >= u128::from(cfg.rewrite_percentage)
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &AofConfig {
+        &self.inner.cfg
+    }
+}
+
+/// No manifest: a new AOF, unless incremental files are lying around.
+fn create_fresh(cfg: &AofConfig) -> Result<Manifest, AofError> {
+    let entries = fs::read_dir(&cfg.dir).map_err(|e| AofError::io("listing", &cfg.dir, e))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if incr_seq(cfg, &name).is_none() {
+            continue;
+        }
+        // An empty one is a crash before the first manifest was written.
+        if e.metadata().is_ok_and(|m| m.len() == 0) {
+            tracing::warn!(file = %name, "removing an empty AOF file without a manifest");
+            fs::remove_file(e.path()).map_err(|err| AofError::io("removing", e.path(), err))?;
+        } else {
+            return Err(AofError::Manifest {
+                path: cfg.manifest_path(),
+                line: 0,
+                reason: format!("missing, but {name} exists (refusing to start a new AOF over it)"),
+            });
+        }
+    }
+    let name = cfg.incr_name(1);
+    let path = cfg.dir.join(&name);
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| AofError::io("creating", &path, e))?;
+    let m = Manifest {
+        base: None,
+        incr: vec![Incr { seq: 1, file: name }],
+    };
+    m.store(cfg)?;
+    Ok(m)
+}
+
+fn incr_seq(cfg: &AofConfig, file: &str) -> Option<u64> {
+    file.strip_prefix(cfg.name.as_str())?
+        .strip_prefix('.')?
+        .strip_suffix(".incr.aof")?
+        .parse()
+        .ok()
+}
+
+/// Deletes incremental files a crash left unlisted: covered ones (before the
+/// first listed) and empty ones after the last (an unfinished rotation).
+fn remove_unlisted(cfg: &AofConfig, m: &Manifest) -> Result<(), AofError> {
+    let (Some(first), Some(last)) = (m.incr.first(), m.incr.last()) else {
+        return Ok(());
+    };
+    let entries = fs::read_dir(&cfg.dir).map_err(|e| AofError::io("listing", &cfg.dir, e))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(seq) = incr_seq(cfg, &name) else {
+            continue;
+        };
+        if m.incr.iter().any(|i| i.file == name) {
+            continue;
+        }
+        let empty = e.metadata().map(|m| m.len() == 0).unwrap_or(false);
+        if seq < first.seq || (seq > last.seq && empty) {
+            tracing::warn!(file = %name, "deleting an AOF file the manifest no longer lists");
+            fs::remove_file(e.path()).map_err(|err| AofError::io("removing", e.path(), err))?;
+        } else {
+            tracing::warn!(file = %name, "AOF file not in the manifest: left alone");
+        }
+    }
+    Ok(())
+}
