@@ -16,7 +16,8 @@
 //!   shutdown runs it after the clients are closed. One at a time.
 //! - Exact cut: the engine only promises per-operation atomicity for
 //!   operations concurrent with a checkpoint, so the checkpoint holds
-//!   [`Persistence::gate`] exclusively; multi-key writes (MSET, EXEC, ...),
+//!   [`Persistence::gate`] exclusively up to its cut point
+//!   (`Store::checkpoint_with`); multi-key writes (MSET, EXEC, ...),
 //!   SWAPDB and FLUSHDB/FLUSHALL hold it shared (taken unpinned by the
 //!   connection). A checkpoint therefore never contains half of an EXEC,
 //!   and its SWAPDB table matches its data. Single-key writes do not take
@@ -187,14 +188,22 @@ pub fn save(shared: &Shared, why: &str) -> Result<hybrid_log::CheckpointInfo, St
     let t0 = Instant::now();
     let r = {
         // Exclusive gate: no multi-key write, SWAPDB or FLUSH* is running,
-        // so the cut holds whole transactions and the table matches.
-        let _gate = p.gate.write().unwrap_or_else(|e| e.into_inner());
+        // so the cut holds whole transactions and the table matches. The
+        // gate is released at the cut (`checkpoint_with`), so writers wait
+        // for the fold-over barrier only, not for the flush and fsyncs.
+        let mut gate = Some(p.gate.write().unwrap_or_else(|e| e.into_inner()));
         let token = CheckpointToken {
             db_map: shared.keyspace.db_map(),
             started_unix_ms: now_ms(),
             aof_offset: None,
         };
-        shared.keyspace.store().checkpoint(token.encode())
+        let r = shared.keyspace.store().checkpoint_with(|| {
+            drop(gate.take());
+            token.encode()
+        });
+        // Released here if the checkpoint failed before its cut.
+        drop(gate);
+        r
     };
     match r {
         Ok(info) => {
