@@ -5,7 +5,9 @@
 //!   (unpinned) and holds only immutable records.
 //! * A record is live if it is the first record of its key's chain (walking from the index
 //!   entry down to it finds no newer record of the key), is not a tombstone, not invalid and
-//!   not expired (`expire_at_ms != 0 && expire_at_ms <= now`). Everything else is dropped.
+//!   not expired (`expire_at_ms != 0 && expire_at_ms <= now`; with
+//!   `StoreConfig::compaction_keeps_expired`, expired records count as live). Everything
+//!   else is dropped.
 //! * A live record is copied with the RMW commit protocol (FASTER's "copy to tail if not
 //!   newer"): the copy commits with the index CAS only if no newer record of the key was
 //!   installed since the liveness check; otherwise the copy is marked invalid and the newer
@@ -158,6 +160,7 @@ impl Store {
         };
         if until > begin {
             let now_ms = crate::checkpoint::now_unix_ms();
+            let drop_expired = !inner.cfg.compaction_keeps_expired;
             let mut session = self.session();
             let mut buf = Vec::new();
             let end = scan_disk(
@@ -169,7 +172,8 @@ impl Store {
                 &mut buf,
                 |addr, p, rec| {
                     stats.records_scanned += 1;
-                    let expired = p.meta.expire_at_ms != 0 && p.meta.expire_at_ms <= now_ms;
+                    let expired =
+                        drop_expired && p.meta.expire_at_ms != 0 && p.meta.expire_at_ms <= now_ms;
                     if p.header & (TOMBSTONE | crate::record::INVALID) != 0 || expired {
                         stats.records_dropped += 1;
                         stats.records_expired += u64::from(expired);

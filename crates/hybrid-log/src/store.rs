@@ -47,6 +47,10 @@ pub struct StoreConfig {
     pub compaction_factor: f64,
     /// How often the background compaction thread checks its trigger (default 1 s).
     pub compaction_interval: std::time::Duration,
+    /// Compaction keeps expired records (copies them like live ones) instead of dropping
+    /// them (default `false`). A caller that keeps its own exact key counts and deletes
+    /// expired keys itself (kvd's expiry) sets this, so no key disappears behind its back.
+    pub compaction_keeps_expired: bool,
     /// Test hook: name of a checkpoint step (`CHECKPOINT_CRASH_POINTS`) at which the process
     /// aborts.
     #[doc(hidden)]
@@ -67,6 +71,7 @@ impl StoreConfig {
             compaction_min_bytes: 1 << 30,
             compaction_factor: 2.0,
             compaction_interval: std::time::Duration::from_secs(1),
+            compaction_keeps_expired: false,
             crash_at: None,
         }
     }

@@ -291,3 +291,47 @@ fn overwrites_stay_in_bounded_space() {
     let (bytes, live) = overwrite_bounded(100_000, 50, 100, true);
     assert!(bytes <= 3 * live, "dir {bytes} > 3 x live {live}");
 }
+
+/// With `compaction_keeps_expired`, compaction copies expired records like live ones, so a
+/// caller that deletes expired keys itself (and counts keys exactly) never loses one to
+/// compaction; without it they are dropped.
+#[test]
+fn compaction_can_keep_expired_records() {
+    for keep in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = small_cfg(dir.path());
+        cfg.compaction_keeps_expired = keep;
+        let store = Store::open(cfg).unwrap();
+        let mut s = store.session();
+        let past = RecordMeta {
+            expire_at_ms: 1_000, // 1970: long expired
+            value_type: 0,
+        };
+        for i in 0..200u32 {
+            s.upsert(format!("old:{i}").as_bytes(), b"expired value", past)
+                .unwrap();
+        }
+        // Push the expired records out of memory so compaction reaches them.
+        for i in 0..4000u32 {
+            s.upsert(
+                format!("fill:{i}").as_bytes(),
+                &[1u8; 64],
+                RecordMeta::default(),
+            )
+            .unwrap();
+        }
+        let st = store.compact(u64::MAX).unwrap();
+        let found = (0..200u32)
+            .filter(|i| s.read(format!("old:{i}").as_bytes()).unwrap().is_some())
+            .count();
+        if keep {
+            assert_eq!(st.records_expired, 0);
+            assert_eq!(found, 200, "expired records must survive compaction");
+            let (v, meta) = s.read(b"old:7").unwrap().unwrap();
+            assert_eq!((v.as_slice(), meta), (&b"expired value"[..], past));
+        } else {
+            assert!(st.records_expired >= 200, "{st:?}");
+            assert_eq!(found, 0, "expired records must be dropped");
+        }
+    }
+}
