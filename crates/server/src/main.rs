@@ -90,7 +90,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         };
         if enabled {
             tracing::warn!(
-                "option '{name}' is set but kvd has no persistence yet: it is stored for CONFIG GET only, data lives in memory and in the log's spill files until exit"
+                "option '{name}' is set but kvd's AOF is not wired in yet: it is stored for CONFIG GET only; data persists through checkpoints (SAVE, BGSAVE, save points, SHUTDOWN), and writes after the last checkpoint are lost on a crash"
             );
         }
     }
@@ -101,6 +101,11 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         );
     }
     let mut scfg = hybrid_log::StoreConfig::new(cfg.dir.join("log"));
+    // Background compaction reclaims overwritten and deleted records (the log would grow
+    // forever without it). Expired records are kept by it: kvd's own expiry deletes them,
+    // which keeps the per-db key counters (DBSIZE, INFO keyspace) exact.
+    scfg.compaction_enabled = true;
+    scfg.compaction_keeps_expired = true;
     if cfg.maxmemory > 0 {
         // The in-memory log needs a few pages; below that, use the minimum.
         let min = 4u64 << scfg.page_bits;
