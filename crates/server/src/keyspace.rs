@@ -46,6 +46,27 @@ pub struct DbCounts {
     pub keys: AtomicI64,
     /// Keys with a TTL.
     pub expires: AtomicI64,
+    /// Estimated mean remaining TTL (ms) of the keys with a TTL, as Redis
+    /// estimates it: a moving average over the active expiry cycle's samples.
+    pub avg_ttl_ms: AtomicU64,
+}
+
+impl DbCounts {
+    /// Folds one expiry-cycle sample (mean remaining TTL of `n` sampled keys)
+    /// into the estimate, with Redis's weights (`avg/50*49 + sample/50`).
+    fn note_ttl_sample(&self, sum_ms: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let sample = sum_ms / n;
+        let old = self.avg_ttl_ms.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            (old / 50) * 49 + sample / 50
+        };
+        self.avg_ttl_ms.store(new, Ordering::Relaxed);
+    }
 }
 
 impl DbCounts {
@@ -299,6 +320,10 @@ impl Keyspace {
                 let mut session = store.session();
                 let mut cursor = 0u64;
                 let mut expired: Vec<Vec<u8>> = Vec::new();
+                // Per physical db: remaining TTL sum and count of this slice's
+                // live keys with a TTL (for INFO's avg_ttl).
+                let mut ttl_sum = vec![0u64; 256];
+                let mut ttl_n = vec![0u64; 256];
                 while !stop.load(Ordering::Acquire) {
                     std::thread::sleep(period);
                     // Like Redis's adaptive cycle: keep going (within a
@@ -309,11 +334,20 @@ impl Keyspace {
                         let now = now_ms();
                         expired.clear();
                         let mut p = session.pin();
+                        ttl_sum.fill(0);
+                        ttl_n.fill(0);
                         let next = p.scan(cursor, EXPIRE_SLICE, |key, _value, meta| {
                             if !alive(&meta, now) {
                                 expired.push(key.to_vec());
+                            } else if meta.expire_at_ms != 0 {
+                                let db = key[0] as usize;
+                                ttl_sum[db] += meta.expire_at_ms - now;
+                                ttl_n[db] += 1;
                             }
                         });
+                        for (db, c) in counts.iter().enumerate() {
+                            c.note_ttl_sample(ttl_sum[db], ttl_n[db]);
+                        }
                         cursor = match next {
                             Ok(c) => c,
                             Err(e) => {
@@ -615,6 +649,16 @@ impl<'a, 's> Db<'a, 's> {
         // Long scans must not hold the epoch for their whole duration.
         self.sess.p.refresh();
         Ok(next)
+    }
+
+    /// INFO keyspace's `avg_ttl` (ms): the expiry cycle's estimate, 0 when
+    /// the db has no key with a TTL (as in Redis).
+    pub fn avg_ttl_ms(&self) -> u64 {
+        let c = &self.ks.counts[self.phys as usize];
+        if c.expires.load(Ordering::Relaxed) <= 0 {
+            return 0;
+        }
+        c.avg_ttl_ms.load(Ordering::Relaxed)
     }
 
     /// Keys and keys with a TTL in this db (O(1), from the counters).

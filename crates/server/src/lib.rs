@@ -67,6 +67,7 @@ pub mod conn;
 pub mod glob;
 pub mod keylock;
 pub mod keyspace;
+pub mod metrics;
 pub mod persist;
 pub mod reply;
 pub mod server;

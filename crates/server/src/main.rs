@@ -203,6 +203,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         }
         shared.keyspace.start_active_expiry(hz);
         kvd::persist::start_saver(&shared);
+        kvd::metrics::start(&shared);
         {
             let c = shared.config();
             tracing::info!(

@@ -51,6 +51,8 @@ pub struct Stats {
     /// Connections refused by `maxclients`.
     pub rejected_connections: AtomicU64,
     shards: Vec<crossbeam_utils::CachePadded<StatShard>>,
+    /// Sliding-window rates (`instantaneous_*` fields), fed by `kvd-metrics`.
+    pub instantaneous: crate::metrics::Instantaneous,
 }
 
 impl Default for Stats {
@@ -59,6 +61,7 @@ impl Default for Stats {
             total_connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             shards: (0..STAT_SHARDS).map(|_| Default::default()).collect(),
+            instantaneous: Default::default(),
         }
     }
 }

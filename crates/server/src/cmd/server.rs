@@ -256,9 +256,20 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
                 "total_commands_processed:{}",
                 st.sum(|s| &s.total_commands_processed)
             );
-            f!("instantaneous_ops_per_sec:0");
+            f!(
+                "instantaneous_ops_per_sec:{}",
+                st.instantaneous.ops_per_sec()
+            );
             f!("total_net_input_bytes:{}", st.sum(|s| &s.net_input_bytes));
             f!("total_net_output_bytes:{}", st.sum(|s| &s.net_output_bytes));
+            f!(
+                "instantaneous_input_kbps:{:.2}",
+                st.instantaneous.input_kbps()
+            );
+            f!(
+                "instantaneous_output_kbps:{:.2}",
+                st.instantaneous.output_kbps()
+            );
             f!("rejected_connections:{}", l(&st.rejected_connections));
             f!(
                 "expired_keys:{}",
@@ -296,10 +307,12 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
         "keyspace" => {
             f!("# Keyspace");
             for logical in 0..shared.keyspace.databases() {
-                let (keys, expires) = ctx.db().with_db(logical).count();
+                let mut ks = ctx.db();
+                let db = ks.with_db(logical);
+                let (keys, expires) = db.count();
                 if keys > 0 {
-                    // avg_ttl is an estimate in Redis; kvd does not sample it.
-                    f!("db{logical}:keys={keys},expires={expires},avg_ttl=0");
+                    let avg_ttl = db.avg_ttl_ms();
+                    f!("db{logical}:keys={keys},expires={expires},avg_ttl={avg_ttl}");
                 }
             }
         }
