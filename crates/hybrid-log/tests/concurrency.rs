@@ -4,36 +4,10 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
-use hybrid_log::{
-    CopyAction, InPlace, RecordMeta, RmwOps, RmwOutcome, Store, StoreConfig, ValueMut,
-};
+mod common;
 
-/// INCR on a decimal value.
-struct Incr(i64);
-impl RmwOps for Incr {
-    fn initial(&mut self) -> Option<(Vec<u8>, RecordMeta)> {
-        Some((self.0.to_string().into_bytes(), RecordMeta::default()))
-    }
-    fn in_place(&mut self, v: &mut ValueMut<'_>, _m: &mut RecordMeta) -> InPlace {
-        let n: i64 = std::str::from_utf8(v).unwrap().parse().unwrap();
-        if v.set((n + self.0).to_string().as_bytes()) {
-            InPlace::Done
-        } else {
-            InPlace::NeedCopy
-        }
-    }
-    fn copy_update(
-        &mut self,
-        old: &[u8],
-        _om: RecordMeta,
-        out: &mut Vec<u8>,
-        _m: &mut RecordMeta,
-    ) -> CopyAction {
-        let n: i64 = std::str::from_utf8(old).unwrap().parse().unwrap();
-        out.extend_from_slice((n + self.0).to_string().as_bytes());
-        CopyAction::Write
-    }
-}
+use common::Incr;
+use hybrid_log::{RecordMeta, RmwOutcome, Store, StoreConfig};
 
 fn open(dir: &std::path::Path, page_bits: u32, pages: u64) -> Store {
     let mut cfg = StoreConfig::new(dir);

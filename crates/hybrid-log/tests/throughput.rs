@@ -3,39 +3,10 @@
 
 use std::time::Instant;
 
-use hybrid_log::{CopyAction, InPlace, RecordMeta, RmwOps, Store, StoreConfig, ValueMut};
+mod common;
 
-struct Incr;
-impl RmwOps for Incr {
-    fn initial(&mut self) -> Option<(Vec<u8>, RecordMeta)> {
-        Some((b"1".to_vec(), RecordMeta::default()))
-    }
-    fn in_place(&mut self, v: &mut ValueMut<'_>, _m: &mut RecordMeta) -> InPlace {
-        let n: u64 = std::str::from_utf8(v).unwrap().parse().unwrap();
-        let mut b = itoa(n + 1);
-        if v.set(&b) {
-            InPlace::Done
-        } else {
-            b.clear();
-            InPlace::NeedCopy
-        }
-    }
-    fn copy_update(
-        &mut self,
-        old: &[u8],
-        _om: RecordMeta,
-        out: &mut Vec<u8>,
-        _m: &mut RecordMeta,
-    ) -> CopyAction {
-        let n: u64 = std::str::from_utf8(old).unwrap().parse().unwrap();
-        out.extend_from_slice(&itoa(n + 1));
-        CopyAction::Write
-    }
-}
-
-fn itoa(n: u64) -> Vec<u8> {
-    n.to_string().into_bytes()
-}
+use common::Incr;
+use hybrid_log::{RecordMeta, Store, StoreConfig};
 
 #[test]
 #[ignore = "timing: run in --release with --nocapture"]
@@ -68,7 +39,7 @@ fn throughput() {
     let t = Instant::now();
     let counters: Vec<Vec<u8>> = (0..1000).map(|i| format!("ctr:{i}").into_bytes()).collect();
     for k in counters.iter().cycle().take(N) {
-        s.rmw(k, &mut Incr).unwrap();
+        s.rmw(k, &mut Incr(1)).unwrap();
     }
     let incr = t.elapsed();
     let t = Instant::now();
