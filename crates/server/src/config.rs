@@ -11,7 +11,20 @@ use std::path::PathBuf;
 
 /// Options that exist only to be stored and shown (their feature is not
 /// built yet); enabling them logs a warning at startup.
-pub const NOT_YET_BUILT: &[&str] = &["appendonly"];
+pub const NOT_YET_BUILT: &[&str] = &[];
+
+/// Parameters `CONFIG SET` accepts by name but kvd only applies at
+/// startup, with the reason given in the error.
+pub const STARTUP_ONLY: &[(&str, &str)] = &[
+    (
+        "appendonly",
+        "kvd can't turn the AOF on or off at runtime: restart with --appendonly yes|no",
+    ),
+    (
+        "appendfsync",
+        "kvd can't change the AOF fsync policy at runtime: restart with --appendfsync always|everysec|no",
+    ),
+];
 
 /// Applies a new `loglevel` to the running logger (installed by `main`).
 static LOGLEVEL_HOOK: std::sync::OnceLock<LogLevelHook> = std::sync::OnceLock::new();
@@ -56,6 +69,10 @@ const PARAMS: &[Param] = &[
     p("appendonly", true),
     p("appendfsync", true),
     p("appendfilename", false),
+    p("appenddirname", false),
+    p("aof-load-truncated", true),
+    p("auto-aof-rewrite-percentage", false),
+    p("auto-aof-rewrite-min-size", false),
     p("save", true),
     p("dbfilename", true),
     p("maxmemory", true),
@@ -105,12 +122,20 @@ pub struct Config {
     pub dir: PathBuf,
     /// Number of logical databases (at most 256: one key-prefix byte).
     pub databases: usize,
-    /// `appendonly yes|no` (stored; the AOF is not built yet).
+    /// `appendonly yes|no`: log writes to the AOF (startup only).
     pub appendonly: bool,
     /// `appendfsync always|everysec|no`.
     pub appendfsync: String,
-    /// AOF file name.
+    /// AOF file name (the base name of the files in `appenddirname`).
     pub appendfilename: String,
+    /// AOF directory, under `dir`.
+    pub appenddirname: String,
+    /// Load an AOF whose last file has a torn or corrupt tail (cut there).
+    pub aof_load_truncated: bool,
+    /// Automatic AOF rewrite: growth over the base in percent (0 = off).
+    pub auto_aof_rewrite_percentage: u64,
+    /// Automatic AOF rewrite: minimum AOF size.
+    pub auto_aof_rewrite_min_size: u64,
     /// `save` rules as (seconds, changes): automatic background checkpoints.
     pub save: Vec<(u64, u64)>,
     /// Snapshot file name (stored only).
@@ -165,6 +190,10 @@ impl Default for Config {
             appendonly: false,
             appendfsync: "everysec".into(),
             appendfilename: "appendonly.aof".into(),
+            appenddirname: "appendonlydir".into(),
+            aof_load_truncated: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 << 20,
             save: vec![(3600, 1), (300, 100), (60, 10000)],
             dbfilename: "dump.rdb".into(),
             maxmemory: 0,
@@ -503,6 +532,12 @@ impl Config {
             "appendonly" => self.appendonly = parse_bool(one()?)?,
             "appendfsync" => self.appendfsync = parse_enum(one()?, &["always", "everysec", "no"])?,
             "appendfilename" => self.appendfilename = one()?.to_string(),
+            "appenddirname" => self.appenddirname = one()?.to_string(),
+            "aof-load-truncated" => self.aof_load_truncated = parse_bool(one()?)?,
+            "auto-aof-rewrite-percentage" => {
+                self.auto_aof_rewrite_percentage = parse_int(one()?, 0, i32::MAX as u64)?
+            }
+            "auto-aof-rewrite-min-size" => self.auto_aof_rewrite_min_size = parse_mem(one()?)?,
             "save" => {
                 self.save.clear();
                 let joined: Vec<String> = vals
@@ -627,6 +662,10 @@ impl Config {
             "appendonly" => fmt_bool(self.appendonly),
             "appendfsync" => self.appendfsync.clone(),
             "appendfilename" => self.appendfilename.clone(),
+            "appenddirname" => self.appenddirname.clone(),
+            "aof-load-truncated" => fmt_bool(self.aof_load_truncated),
+            "auto-aof-rewrite-percentage" => self.auto_aof_rewrite_percentage.to_string(),
+            "auto-aof-rewrite-min-size" => self.auto_aof_rewrite_min_size.to_string(),
             "save" => {
                 let mut s = String::new();
                 for (i, (a, b)) in self.save.iter().enumerate() {
@@ -709,6 +748,23 @@ impl Config {
         Ok(())
     }
 
+    /// The AOF configuration these options describe.
+    pub fn aof_config(&self) -> aof::AofConfig {
+        let mut c = aof::AofConfig::new(self.dir.join(&self.appenddirname)).fsync(
+            match self.appendfsync.as_str() {
+                "always" => aof::FsyncPolicy::Always,
+                "no" => aof::FsyncPolicy::No,
+                _ => aof::FsyncPolicy::EverySec,
+            },
+        );
+        c.name = self.appendfilename.clone();
+        c.truncate_corrupt_tail = self.aof_load_truncated;
+        c.max_bulk_len = self.proto_max_bulk_len.min(usize::MAX as u64) as usize;
+        c.rewrite_percentage = self.auto_aof_rewrite_percentage;
+        c.rewrite_min_size = self.auto_aof_rewrite_min_size;
+        c
+    }
+
     /// Canonical name of a parameter given its name or alias.
     pub fn canonical(name: &str) -> Option<&'static str> {
         find_param(&name.to_ascii_lowercase()).map(|p| p.name)
@@ -716,6 +772,13 @@ impl Config {
 
     /// A short description of the persistence mode for the banner / INFO.
     pub fn persistence_mode(&self) -> &'static str {
+        if self.appendonly {
+            return match self.appendfsync.as_str() {
+                "always" => "AOF (appendfsync always) + checkpoints",
+                "no" => "AOF (appendfsync no) + checkpoints",
+                _ => "AOF (appendfsync everysec) + checkpoints",
+            };
+        }
         if self.save.is_empty() {
             "checkpoints on SAVE/BGSAVE only (no save points; no AOF yet)"
         } else {

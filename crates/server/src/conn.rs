@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cmd::{self, Ctx, LockPlan};
-use crate::keyspace::Sess;
+use crate::keyspace::{Effects, Sess};
 use crate::reply::Out;
 use crate::server::{ClientHandle, Shared};
 use hybrid_log::Session;
@@ -58,16 +58,44 @@ impl ConnState {
     }
 }
 
-/// Takes the checkpoint gate shared (unpinned: a checkpoint holding it
+type Gate = crossbeam_utils::sync::ShardedLock<()>;
+
+/// Takes the write gate shared (unpinned: a checkpoint holding it
 /// exclusively waits for the epoch); the runtime moves this worker's other
-/// tasks away while a checkpoint runs.
-fn read_gate(gate: &std::sync::RwLock<()>) -> std::sync::RwLockReadGuard<'_, ()> {
+/// tasks away while a checkpoint's cut or a FLUSH*/SWAPDB runs.
+fn read_gate(gate: &Gate) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, ()> {
     match gate.try_read() {
         Ok(g) => g,
         Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => {
             tokio::task::block_in_place(|| gate.read().unwrap_or_else(|e| e.into_inner()))
         }
+    }
+}
+
+/// Takes the write gate exclusively (unpinned, holding no stripe).
+fn write_gate(gate: &Gate) -> crossbeam_utils::sync::ShardedLockWriteGuard<'_, ()> {
+    tokio::task::block_in_place(|| gate.write().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A submitted batch of AOF effects.
+type Pending = Result<aof::Ticket, aof::AofError>;
+
+/// Submits the batch's encoded effects (while the caller still holds the
+/// gate and the stripes), then releases the stripes held for them.
+fn flush_effects(
+    fx: &mut Effects,
+    aof: Option<&aof::Aof>,
+    locks: &crate::keylock::KeyLocks,
+    pending: &mut Vec<Pending>,
+) {
+    if let Some(aof) = aof {
+        if !fx.batch.is_empty() {
+            pending.push(aof.submit(std::mem::take(&mut fx.batch)));
+        }
+    }
+    for s in fx.held.drain(..) {
+        locks.release_exclusive(s);
     }
 }
 
@@ -110,6 +138,8 @@ pub async fn run(shared: Shared, mut stream: TcpStream, addr: SocketAddr) {
         session: shared.keyspace.session(),
         keybuf: Vec::with_capacity(64),
         scratch: Vec::with_capacity(64),
+        fx: Effects::default(),
+        pending: Vec::new(),
         decoder: RequestDecoder::new(limits),
         args: Vec::with_capacity(8),
         out: Out::new(),
@@ -136,6 +166,10 @@ struct Connection {
     session: Session,
     keybuf: Vec<u8>,
     scratch: Vec<u8>,
+    /// AOF effects of the running batch.
+    fx: Effects,
+    /// AOF submissions of the batch whose replies are pending.
+    pending: Vec<Pending>,
     decoder: RequestDecoder,
     args: Vec<Bytes>,
     out: Out,
@@ -148,6 +182,33 @@ impl Connection {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         loop {
             let end = self.process_batch(&mut rbuf);
+            // appendfsync always: the replies leave only once the batch's
+            // effects are on disk (group commit: the writer batches every
+            // connection's submissions). Gate, stripes and pin are released.
+            if !self.pending.is_empty() {
+                let always = self
+                    .shared
+                    .keyspace
+                    .aof
+                    .get()
+                    .is_some_and(|a| a.config().fsync == aof::FsyncPolicy::Always);
+                for p in std::mem::take(&mut self.pending) {
+                    let r = match p {
+                        Ok(t) if always => t.wait_async().await,
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = r {
+                        // Nothing that is not durable is acknowledged: the
+                        // replies are dropped and the connection closed.
+                        tracing::warn!(
+                            "closing client {}: its writes could not be logged to the AOF: {e}",
+                            self.state.handle.addr
+                        );
+                        return Ok(());
+                    }
+                }
+            }
             if !self.out.buf.is_empty() {
                 if self.output_over_limit() {
                     tracing::warn!(
@@ -242,12 +303,33 @@ impl Connection {
         since.elapsed() >= Duration::from_secs(secs)
     }
 
-    /// Decodes and executes every complete request in `rbuf`.
+    /// Decodes and executes every complete request in `rbuf` under the
+    /// write gate (shared) and one engine pin; with the AOF on, the
+    /// effects are submitted before the gate is released (see
+    /// `crate::aofw` for the lock protocol).
     fn process_batch(&mut self, rbuf: &mut BytesMut) -> BatchEnd {
         if rbuf.is_empty() {
             return BatchEnd::NeedMore;
         }
-        let mut sess = Sess::new(&mut self.session, &mut self.keybuf, &mut self.scratch);
+        let shared = &self.shared;
+        let aof = shared.keyspace.aof.get();
+        let logging = aof.is_some();
+        self.fx.enabled = logging;
+        let locks = &shared.keyspace.locks;
+        let gate = &shared.keyspace.gate;
+        // Lock order: gate -> stripes -> pin (crate::keylock).
+        let mut gread = Some(read_gate(gate));
+        macro_rules! pin {
+            () => {
+                Sess::new(
+                    &mut self.session,
+                    &mut self.keybuf,
+                    &mut self.scratch,
+                    &mut self.fx,
+                )
+            };
+        }
+        let mut sess = pin!();
         let mut executed = 0u64;
         let end = loop {
             match self.decoder.decode(rbuf, &mut self.args) {
@@ -255,23 +337,37 @@ impl Connection {
                     executed += 1;
                     // Key locks (crate::keylock): never wait for one while
                     // pinned (a holder may be waiting for the epoch): try
-                    // pinned, and on contention unpin, wait, re-pin.
-                    let locks = &self.shared.keyspace.locks;
-                    let gate = &self.shared.persist.gate;
-                    let mut _gate = None;
+                    // pinned, and on contention unpin (submitting the
+                    // effects so far and releasing held stripes), wait,
+                    // re-pin.
                     let mut _one = None;
                     let mut _multi = None;
-                    match cmd::lock_plan(&self.shared, &self.state, &self.args) {
+                    let mut gwrite = None;
+                    let mut ungated = false;
+                    match cmd::lock_plan(shared, &self.state, &self.args) {
                         LockPlan::None => {}
                         LockPlan::Read(s) => {
-                            if locks.exclusive_held(s) {
+                            if locks.exclusive_held(s) && !sess.holds(s) {
                                 drop(sess);
+                                flush_effects(&mut self.fx, aof, locks, &mut self.pending);
                                 locks.wait_not_exclusive(s);
-                                sess = Sess::new(
-                                    &mut self.session,
-                                    &mut self.keybuf,
-                                    &mut self.scratch,
-                                );
+                                sess = pin!();
+                            }
+                        }
+                        // AOF on: the stripe is held exclusively until the
+                        // effects are submitted, so the AOF orders writes
+                        // of one key like the store does.
+                        LockPlan::Write(s) if logging => {
+                            if !sess.holds(s) {
+                                if locks.try_exclusive(s) {
+                                    sess.fx().held.push(s);
+                                } else {
+                                    drop(sess);
+                                    flush_effects(&mut self.fx, aof, locks, &mut self.pending);
+                                    let h = locks.lock(vec![s], true);
+                                    self.fx.held.extend(h.into_stripes());
+                                    sess = pin!();
+                                }
                             }
                         }
                         LockPlan::Write(s) => loop {
@@ -281,30 +377,32 @@ impl Connection {
                             }
                             drop(sess);
                             locks.wait_not_exclusive(s);
-                            sess =
-                                Sess::new(&mut self.session, &mut self.keybuf, &mut self.scratch);
+                            sess = pin!();
                         },
                         LockPlan::Multi(stripes, exclusive) => {
                             drop(sess);
-                            if exclusive {
-                                _gate = Some(read_gate(gate));
+                            flush_effects(&mut self.fx, aof, locks, &mut self.pending);
+                            let h = locks.lock(stripes, exclusive);
+                            if logging && exclusive {
+                                self.fx.held.extend(h.into_stripes());
+                            } else {
+                                _multi = Some(h);
                             }
-                            _multi = Some(locks.lock(stripes, exclusive));
-                            sess =
-                                Sess::new(&mut self.session, &mut self.keybuf, &mut self.scratch);
+                            sess = pin!();
                         }
                         LockPlan::Gate => {
-                            if let Ok(g) = gate.try_read() {
-                                _gate = Some(g);
-                            } else {
-                                drop(sess);
-                                _gate = Some(read_gate(gate));
-                                sess = Sess::new(
-                                    &mut self.session,
-                                    &mut self.keybuf,
-                                    &mut self.scratch,
-                                );
-                            }
+                            drop(sess);
+                            flush_effects(&mut self.fx, aof, locks, &mut self.pending);
+                            drop(gread.take());
+                            gwrite = Some(write_gate(gate));
+                            sess = pin!();
+                        }
+                        LockPlan::Ungated => {
+                            drop(sess);
+                            flush_effects(&mut self.fx, aof, locks, &mut self.pending);
+                            drop(gread.take());
+                            ungated = true;
+                            sess = pin!();
                         }
                     }
                     if executed.is_multiple_of(128) {
@@ -312,7 +410,7 @@ impl Connection {
                     }
                     let authed = self.state.authed;
                     let mut ctx = Ctx {
-                        shared: &self.shared,
+                        shared,
                         conn: &mut self.state,
                         sess: &mut sess,
                         out: &mut self.out,
@@ -320,6 +418,13 @@ impl Connection {
                     cmd::execute(&mut ctx, &self.args);
                     if authed != self.state.authed {
                         self.decoder.set_unauthenticated(!self.state.authed);
+                    }
+                    if gwrite.is_some() || ungated {
+                        drop(sess);
+                        flush_effects(&mut self.fx, aof, locks, &mut self.pending);
+                        drop(gwrite);
+                        gread = Some(read_gate(gate));
+                        sess = pin!();
                     }
                     if self.state.close {
                         break BatchEnd::Close;
@@ -337,6 +442,8 @@ impl Connection {
             }
         };
         drop(sess);
+        flush_effects(&mut self.fx, aof, locks, &mut self.pending);
+        drop(gread);
         self.args.clear();
         if executed > 0 {
             self.stats()

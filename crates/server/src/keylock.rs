@@ -137,6 +137,22 @@ impl KeyLocks {
         Some(SharedGuard { word: w })
     }
 
+    /// Takes the stripe exclusively if nobody holds it at all: one CAS.
+    /// Never waits. Release with [`KeyLocks::release_exclusive`].
+    #[inline]
+    pub fn try_exclusive(&self, stripe: usize) -> bool {
+        self.words[stripe]
+            .compare_exchange(0, EXCLUSIVE, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Releases a stripe taken by [`KeyLocks::try_exclusive`] (or kept
+    /// from [`Held::into_stripes`]).
+    #[inline]
+    pub fn release_exclusive(&self, stripe: usize) {
+        self.words[stripe].fetch_and(!EXCLUSIVE, Ordering::Release);
+    }
+
     /// Takes `stripes` (sorted and deduplicated here) shared or
     /// exclusively, waiting as needed. Call only while unpinned.
     pub fn lock(&self, mut stripes: Vec<usize>, exclusive: bool) -> Held<'_> {
@@ -216,6 +232,15 @@ pub struct Held<'a> {
     locks: &'a KeyLocks,
     stripes: Vec<usize>,
     exclusive: bool,
+}
+
+impl Held<'_> {
+    /// Keeps exclusively held stripes past this guard: the caller releases
+    /// each with [`KeyLocks::release_exclusive`].
+    pub fn into_stripes(mut self) -> Vec<usize> {
+        debug_assert!(self.exclusive);
+        std::mem::take(&mut self.stripes)
+    }
 }
 
 impl Drop for Held<'_> {

@@ -11,7 +11,9 @@
 //! - Every write touches the WATCH registry ([`crate::watch`]).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
 use std::time::Duration;
 
 use hybrid_log::{
@@ -110,6 +112,42 @@ impl IssuedCursors {
     }
 }
 
+/// The AOF effects of one batch of commands (see `crate::aofw`): what the
+/// commands changed, encoded on the connection's thread, submitted once
+/// per batch while the batch still holds the gate and its key stripes.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Effects are logged (the AOF is on).
+    pub enabled: bool,
+    /// Keys changed by this connection (Redis's `dirty`), monotonic.
+    pub changes: u64,
+    /// The effect of the running command, when it is not its arguments.
+    pub rewrite: Option<Vec<Bytes>>,
+    /// Encoded effects not yet submitted.
+    pub batch: aof::Batch,
+    /// Inside EXEC: the transaction's effects (one `MULTI … EXEC` block).
+    pub multi: Option<Vec<(u32, Vec<Bytes>)>>,
+    /// Stripes held exclusively until the effects are submitted (AOF on).
+    pub held: Vec<usize>,
+}
+
+impl Effects {
+    /// Logs one effect in logical db `db`.
+    pub fn log(&mut self, db: usize, args: &[Bytes]) {
+        match self.multi.as_mut() {
+            Some(m) => m.push((db as u32, args.to_vec())),
+            None => {
+                self.batch.command(db as u32, args);
+            }
+        }
+    }
+}
+
+/// Builds an effect's arguments.
+pub fn effect(parts: &[&[u8]]) -> Vec<Bytes> {
+    parts.iter().map(|p| Bytes::copy_from_slice(p)).collect()
+}
+
 /// Shared keyspace: the store plus the db indirection table and WATCH registry.
 #[derive(Debug)]
 pub struct Keyspace {
@@ -131,6 +169,15 @@ pub struct Keyspace {
     max_value: usize,
     stop: Arc<AtomicBool>,
     expiry_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The write gate: every batch of commands (and every active expiry
+    /// slice) holds it shared from before it pins until its AOF effects
+    /// are submitted; a checkpoint holds it exclusively up to its cut, and
+    /// FLUSHDB/FLUSHALL/SWAPDB run under it exclusively.
+    pub gate: crossbeam_utils::sync::ShardedLock<()>,
+    /// The AOF, once it is open (after the replay at startup).
+    pub aof: OnceLock<aof::Aof>,
+    /// Replaying the AOF: nothing expires (Redis's `loading`).
+    pub loading: AtomicBool,
 }
 
 /// One batch's pinned engine session plus the connection's reusable
@@ -140,6 +187,7 @@ pub struct Sess<'s> {
     p: Pinned<'s>,
     k1: &'s mut Vec<u8>,
     scratch: &'s mut Vec<u8>,
+    fx: &'s mut Effects,
 }
 
 impl<'s> Sess<'s> {
@@ -149,12 +197,26 @@ impl<'s> Sess<'s> {
         session: &'s mut Session,
         keybuf: &'s mut Vec<u8>,
         scratch: &'s mut Vec<u8>,
+        fx: &'s mut Effects,
     ) -> Sess<'s> {
         Sess {
             p: session.pin(),
             k1: keybuf,
             scratch,
+            fx,
         }
+    }
+
+    /// The batch's AOF effects.
+    #[inline]
+    pub fn fx(&mut self) -> &mut Effects {
+        self.fx
+    }
+
+    /// Does this batch hold `stripe` exclusively?
+    #[inline]
+    pub fn holds(&self, stripe: usize) -> bool {
+        self.fx.held.contains(&stripe)
     }
 
     /// Lets the epoch advance in a long batch.
@@ -182,6 +244,9 @@ impl Keyspace {
             max_value,
             stop: Arc::new(AtomicBool::new(false)),
             expiry_thread: Mutex::new(None),
+            gate: crossbeam_utils::sync::ShardedLock::new(()),
+            aof: OnceLock::new(),
+            loading: AtomicBool::new(false),
         }
     }
 
@@ -232,6 +297,11 @@ impl Keyspace {
     #[inline]
     pub fn phys(&self, logical: usize) -> u8 {
         self.map[logical].load(Ordering::Acquire)
+    }
+
+    /// The logical db currently mapped to physical db `phys`.
+    pub fn logical_of(&self, phys: u8) -> Option<usize> {
+        (0..self.databases).find(|&i| self.phys(i) == phys)
     }
 
     /// The logical → physical db table (for the checkpoint token).
@@ -306,20 +376,21 @@ impl Keyspace {
     }
 
     /// Starts the active expiry thread: `hz` times a second it scans the
-    /// next slice of the log and deletes records whose TTL passed.
-    pub fn start_active_expiry(&self, hz: u64) {
-        let store = self.store.clone();
-        let watches = self.watches.clone();
-        let expired_keys = self.expired_keys.clone();
-        let counts = self.counts.clone();
+    /// next slice of the log and deletes records whose TTL passed. With the
+    /// AOF on, a slice holds the gate shared and each deleted key's stripe
+    /// exclusively until its `DEL`s are submitted (busy stripes are skipped
+    /// until the next cycle), so the AOF orders them like the store.
+    pub fn start_active_expiry(&self, hz: u64, shared: crate::server::Shared) {
         let stop = self.stop.clone();
         let period = Duration::from_millis(1000 / hz.clamp(1, 500));
         let spawned = std::thread::Builder::new()
             .name("kvd-expire".into())
             .spawn(move || {
-                let mut session = store.session();
+                let ks = &shared.keyspace;
+                let mut session = ks.store.session();
                 let mut cursor = 0u64;
                 let mut expired: Vec<Vec<u8>> = Vec::new();
+                let mut held: Vec<usize> = Vec::new();
                 // Per physical db: remaining TTL sum and count of this slice's
                 // live keys with a TTL (for INFO's avg_ttl).
                 let mut ttl_sum = vec![0u64; 256];
@@ -331,6 +402,8 @@ impl Keyspace {
                     // keys.
                     let started = std::time::Instant::now();
                     loop {
+                        let aof = ks.aof.get();
+                        let _gate = ks.gate.read().unwrap_or_else(|e| e.into_inner());
                         let now = now_ms();
                         expired.clear();
                         let mut p = session.pin();
@@ -345,7 +418,7 @@ impl Keyspace {
                                 ttl_n[db] += 1;
                             }
                         });
-                        for (db, c) in counts.iter().enumerate() {
+                        for (db, c) in ks.counts.iter().enumerate() {
                             c.note_ttl_sample(ttl_sum[db], ttl_n[db]);
                         }
                         cursor = match next {
@@ -355,14 +428,40 @@ impl Keyspace {
                                 0
                             }
                         };
+                        let mut batch = aof::Batch::new();
                         for k in &expired {
-                            let counts = &counts[k[0] as usize];
+                            if aof.is_some() {
+                                let s = crate::keylock::stripe_encoded(k);
+                                if !held.contains(&s) {
+                                    if !ks.locks.try_exclusive(s) {
+                                        continue;
+                                    }
+                                    held.push(s);
+                                }
+                            }
+                            let counts = &ks.counts[k[0] as usize];
                             if let Ok(true) = delete_if_expired(&mut p, k, now, counts) {
-                                watches.touch(k);
-                                expired_keys.fetch_add(1, Ordering::Relaxed);
+                                ks.watches.touch(k);
+                                ks.expired_keys.fetch_add(1, Ordering::Relaxed);
+                                if aof.is_some() {
+                                    if let Some(db) = ks.logical_of(k[0]) {
+                                        batch.command(db as u32, &[&b"DEL"[..], &k[1..]]);
+                                    }
+                                }
                             }
                         }
+                        if let Some(aof) = aof {
+                            if !batch.is_empty() {
+                                if let Err(e) = aof.submit(batch) {
+                                    tracing::debug!("AOF refused the expired keys' DELs: {e}");
+                                }
+                            }
+                        }
+                        for s in held.drain(..) {
+                            ks.locks.release_exclusive(s);
+                        }
                         drop(p);
+                        drop(_gate);
                         if expired.len() < EXPIRE_SLICE / 20
                             || cursor == 0
                             || started.elapsed() > EXPIRE_CYCLE_BUDGET
@@ -422,6 +521,8 @@ pub struct Db<'a, 's> {
     stats: &'a StatShard,
     /// Physical db byte.
     pub phys: u8,
+    /// Logical db index.
+    pub logical: usize,
     /// Command time.
     pub now: u64,
 }
@@ -441,12 +542,19 @@ impl<'a, 's> Db<'a, 's> {
         logical: usize,
     ) -> Self {
         let phys = ks.phys(logical);
+        // While the AOF is replayed nothing expires (time stands at 0).
+        let now = if ks.loading.load(Ordering::Relaxed) {
+            0
+        } else {
+            now_ms()
+        };
         Db {
             ks,
             sess,
             stats,
             phys,
-            now: now_ms(),
+            logical,
+            now,
         }
     }
 
@@ -457,6 +565,7 @@ impl<'a, 's> Db<'a, 's> {
             sess: self.sess,
             stats: self.stats,
             phys: self.ks.phys(logical),
+            logical,
             now: self.now,
         }
     }
@@ -474,12 +583,31 @@ impl<'a, 's> Db<'a, 's> {
     }
 
     /// Lazy expiry of the key in the key buffer.
+    /// With the AOF on, the deletion needs the key's stripe (held by the
+    /// batch until its `DEL` is submitted); if another batch holds it, the
+    /// key is left for later (it reads as absent anyway).
     fn expired_found(&mut self) {
         let now = self.now;
+        let logging = self.sess.fx.enabled;
+        if logging {
+            let s = crate::keylock::stripe_encoded(self.sess.k1);
+            if !self.sess.fx.held.contains(&s) {
+                if !self.ks.locks.try_exclusive(s) {
+                    return;
+                }
+                self.sess.fx.held.push(s);
+            }
+        }
         let counts = &self.ks.counts[self.phys as usize];
         if let Ok(true) = delete_if_expired(&mut self.sess.p, self.sess.k1, now, counts) {
             self.ks.watches.touch(self.sess.k1);
             self.ks.expired_keys.fetch_add(1, Ordering::Relaxed);
+            if logging {
+                let key = Bytes::copy_from_slice(&self.sess.k1[1..]);
+                self.sess
+                    .fx
+                    .log(self.logical, &[Bytes::from_static(b"DEL"), key]);
+            }
         }
     }
 
@@ -551,6 +679,7 @@ impl<'a, 's> Db<'a, 's> {
         self.ks.counts[self.phys as usize].apply(outcome, ops.old_ttl, meta.expire_at_ms != 0);
         self.ks.watches.touch(self.sess.k1);
         self.stats.dirty.fetch_add(1, Ordering::Relaxed);
+        self.sess.fx.changes += 1;
         Ok(())
     }
 
@@ -587,6 +716,7 @@ impl<'a, 's> Db<'a, 's> {
         if outcome == RmwOutcome::Deleted {
             self.ks.watches.touch(self.sess.k1);
             self.stats.dirty.fetch_add(1, Ordering::Relaxed);
+            self.sess.fx.changes += 1;
             if !was_alive {
                 self.ks.expired_keys.fetch_add(1, Ordering::Relaxed);
             }
@@ -626,6 +756,7 @@ impl<'a, 's> Db<'a, 's> {
         if outcome != RmwOutcome::Unchanged && outcome != RmwOutcome::NotFound {
             self.ks.watches.touch(self.sess.k1);
             self.stats.dirty.fetch_add(1, Ordering::Relaxed);
+            self.sess.fx.changes += 1;
         }
         Ok(outcome)
     }
@@ -702,6 +833,8 @@ impl<'a, 's> Db<'a, 's> {
         }
         self.ks.watches.touch_db(phys);
         self.stats.dirty.fetch_add(n, Ordering::Relaxed);
+        // FLUSHDB/FLUSHALL are logged even when nothing was deleted.
+        self.sess.fx.changes += n.max(1);
         Ok(n)
     }
 }

@@ -34,8 +34,13 @@
 //!   `-MISCONF` while save points are configured. The checkpoint token
 //!   holds the SWAPDB table: `docs/decisions/003-server-checkpoint-token.md`.
 //!
-//! What it is not (yet): no AOF (`appendonly`, `appendfsync` are accepted
-//! and only stored, with a warning), no eviction (`maxmemory` sizes the
+//! - AOF ([`aofw`], `--appendonly yes`): every write's effect goes to the
+//!   `aof` crate's group-commit writer; `appendfsync always` releases a
+//!   batch's replies only once it is on disk. Startup replays the AOF after
+//!   the checkpoint's position; checkpoints rotate the AOF at their cut and
+//!   delete the files they cover (BGREWRITEAOF, auto-aof-rewrite).
+//!
+//! What it is not (yet): no eviction (`maxmemory` sizes the
 //! store's in-memory log; beyond it data spills to disk), only the string
 //! type, no pub/sub, scripting, ACL users beyond `default`, or
 //! replication.
@@ -52,6 +57,7 @@
 //!   [`cmd::transactions`].
 //! - [`keyspace`]: logical dbs over the store, expiry, key counters, the
 //!   RMW glue ([`keyspace::engine`]).
+//! - [`aofw`]: the AOF wiring (effects, exact cut, replay).
 //! - [`keylock`]: striped key locks (isolation of EXEC and multi-key
 //!   commands).
 //! - [`watch`]: the WATCH registry.
@@ -61,6 +67,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aofw;
 pub mod cmd;
 pub mod config;
 pub mod conn;

@@ -84,15 +84,9 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.dir)
         .with_context(|| format!("can't create the data directory {}", cfg.dir.display()))?;
     for name in NOT_YET_BUILT {
-        let enabled = match *name {
-            "appendonly" => cfg.appendonly,
-            _ => false,
-        };
-        if enabled {
-            tracing::warn!(
-                "option '{name}' is set but kvd's AOF is not wired in yet: it is stored for CONFIG GET only; data persists through checkpoints (SAVE, BGSAVE, save points, SHUTDOWN), and writes after the last checkpoint are lost on a crash"
-            );
-        }
+        tracing::warn!(
+            "option '{name}' is stored for CONFIG GET only: the feature is not built yet"
+        );
     }
     if cfg.maxmemory_policy != "noeviction" {
         tracing::warn!(
@@ -122,12 +116,14 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     let store = hybrid_log::Store::open(scfg).context("can't open the store")?;
     let keyspace = Keyspace::new(store, cfg.databases);
     let recovered = keyspace.store().recovered();
+    let mut aof_position = None;
     if let Some(r) = &recovered {
         match kvd::persist::CheckpointToken::decode(&r.token) {
             Ok(t) => {
                 if let Err(e) = keyspace.set_db_map(&t.db_map) {
                     tracing::warn!("ignoring the checkpoint's SWAPDB table: {e}");
                 }
+                aof_position = t.aof_position;
             }
             Err(e) => tracing::warn!("ignoring the checkpoint token: {e}"),
         }
@@ -166,6 +162,64 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
             .persist
             .note_checkpoint(r.version, info.map_or(0, |i| i.bytes));
     }
+    let aof_cfg = {
+        let c = shared.config();
+        c.appendonly.then(|| c.aof_config())
+    };
+    if let Some(acfg) = aof_cfg {
+        let after = match aof_position {
+            Some(p) if p == kvd::persist::AOF_CUT_FAILED => anyhow::bail!(
+                "the newest checkpoint could not record its AOF position (its AOF rotation failed), so the AOF in {} cannot be replayed on top of it without applying writes twice; move that directory away to start from the checkpoint alone",
+                acfg.dir.display()
+            ),
+            Some((seq, offset)) => Some(aof::AofPosition::new(seq, offset)),
+            None => {
+                if recovered.is_some() {
+                    tracing::warn!(
+                        "the checkpoint records no AOF position (taken without the AOF): replaying the whole AOF on top of it"
+                    );
+                }
+                None
+            }
+        };
+        let t0 = std::time::Instant::now();
+        let sh = shared.clone();
+        let cfg2 = acfg.clone();
+        let r = rt
+            .block_on(async move {
+                tokio::spawn(async move { kvd::aofw::replay(&sh, &cfg2, after) }).await
+            })
+            .context("the AOF replay panicked")?
+            .with_context(|| format!("can't load the AOF in {}", acfg.dir.display()))?;
+        if r.truncated > 0 {
+            tracing::warn!(
+                "!!! Warning: the AOF ended with an incomplete or corrupt command: {} bytes were cut (aof-load-truncated) !!!",
+                r.truncated
+            );
+        }
+        if r.errors > 0 {
+            tracing::warn!(
+                "{} commands of the AOF replied an error during the replay",
+                r.errors
+            );
+        }
+        tracing::info!(
+            "DB loaded from append only file: {} commands in {} entries ({} bytes) after position {} in {:.3} seconds",
+            r.commands,
+            r.records,
+            r.bytes,
+            after.map_or_else(|| "start".to_string(), |p| p.to_string()),
+            t0.elapsed().as_secs_f64()
+        );
+        let aof = aof::Aof::open(acfg.clone())
+            .with_context(|| format!("can't open the AOF in {}", acfg.dir.display()))?;
+        tracing::info!(
+            "AOF enabled: {} (appendfsync {:?})",
+            acfg.dir.display(),
+            acfg.fsync
+        );
+        let _ = shared.keyspace.aof.set(aof);
+    }
     let saved_ok = rt.block_on(async move {
         let (bind, port, backlog) = {
             let c = shared.config();
@@ -201,7 +255,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         if listeners.is_empty() {
             anyhow::bail!("no address could be bound");
         }
-        shared.keyspace.start_active_expiry(hz);
+        shared.keyspace.start_active_expiry(hz, shared.clone());
         kvd::persist::start_saver(&shared);
         kvd::metrics::start(&shared);
         {
@@ -223,7 +277,9 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     })?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     if !saved_ok {
-        anyhow::bail!("the final checkpoint failed: unsaved changes are lost");
+        anyhow::bail!(
+            "the final checkpoint or the AOF's final fsync failed: unsaved changes may be lost"
+        );
     }
     Ok(())
 }

@@ -15,20 +15,23 @@
 //!   the `kvd-saver` thread) run it on a background thread; the graceful
 //!   shutdown runs it after the clients are closed. One at a time.
 //! - Exact cut: the engine only promises per-operation atomicity for
-//!   operations concurrent with a checkpoint, so the checkpoint holds
-//!   [`Persistence::gate`] exclusively up to its cut point
-//!   (`Store::checkpoint_with`); multi-key writes (MSET, EXEC, ...),
-//!   SWAPDB and FLUSHDB/FLUSHALL hold it shared (taken unpinned by the
-//!   connection). A checkpoint therefore never contains half of an EXEC,
-//!   and its SWAPDB table matches its data. Single-key writes do not take
-//!   it (they are atomic on their own).
+//!   operations concurrent with a checkpoint, so the checkpoint holds the
+//!   write gate ([`crate::keyspace::Keyspace::gate`]) exclusively up to
+//!   its cut point (`Store::checkpoint_with`); every batch of commands
+//!   holds it shared (taken unpinned by the connection) until its AOF
+//!   effects are submitted. A checkpoint therefore never contains half of
+//!   an EXEC, its SWAPDB table matches its data, and with the AOF on it
+//!   rotates the AOF at the cut, records the new file's start in its token
+//!   and, once durable, deletes the AOF files it covers (see
+//!   [`crate::aofw`]). BGREWRITEAOF and `auto-aof-rewrite-*` are such a
+//!   background checkpoint.
 //! - A failed checkpoint sets `rdb_last_bgsave_status:err`; while save
 //!   points are configured, write commands (and PING, like Redis) are then
 //!   refused with `-MISCONF` until a checkpoint succeeds
 //!   (`stop-writes-on-bgsave-error yes`, not configurable).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -45,20 +48,35 @@ const RETRY_DELAY: Duration = Duration::from_secs(5);
 
 const TOKEN_MAGIC: &[u8; 4] = b"KVDT";
 /// Current token version.
-pub const TOKEN_VERSION: u16 = 1;
+pub const TOKEN_VERSION: u16 = 2;
+
+/// `aof_position` of a checkpoint whose AOF rotation failed: its cut in
+/// the AOF is unknown, so a restart refuses to replay the AOF after it
+/// (rather than applying writes twice).
+pub const AOF_CUT_FAILED: (u64, u64) = (u64::MAX, u64::MAX);
 
 /// The server's part of a checkpoint (stored by the engine as opaque
 /// bytes): `b"KVDT" | version u16 LE | bincode-2 (standard config) of this
 /// struct`. A later version may add fields; the decoder dispatches on the
-/// version.
+/// version (version 1 is still read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointToken {
     /// Logical → physical db table (SWAPDB), one byte per logical db.
     pub db_map: Vec<u8>,
     /// Unix time (ms) when the checkpoint started.
     pub started_unix_ms: u64,
-    /// AOF offset the checkpoint covers (none until the AOF exists).
-    pub aof_offset: Option<u64>,
+    /// The AOF position `(seq, offset)` the checkpoint covers everything
+    /// before (the start of the file rotated in at its cut); None without
+    /// an AOF.
+    pub aof_position: Option<(u64, u64)>,
+}
+
+/// Token version 1 (issue 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct CheckpointTokenV1 {
+    db_map: Vec<u8>,
+    started_unix_ms: u64,
+    aof_offset: Option<u64>,
 }
 
 impl CheckpointToken {
@@ -79,23 +97,47 @@ impl CheckpointToken {
             return Err("not a kvd checkpoint token".into());
         }
         let version = u16::from_le_bytes([b[4], b[5]]);
-        if version != TOKEN_VERSION {
-            return Err(format!(
+        let cfg = bincode::config::standard();
+        let bad = |e: bincode::error::DecodeError| format!("bad checkpoint token: {e}");
+        match version {
+            1 => {
+                let (t, _): (CheckpointTokenV1, _) =
+                    bincode::serde::decode_from_slice(&b[6..], cfg).map_err(bad)?;
+                Ok(CheckpointToken {
+                    db_map: t.db_map,
+                    started_unix_ms: t.started_unix_ms,
+                    aof_position: None,
+                })
+            }
+            TOKEN_VERSION => Ok(bincode::serde::decode_from_slice(&b[6..], cfg)
+                .map_err(bad)?
+                .0),
+            _ => Err(format!(
                 "checkpoint token version {version} is not supported (this kvd writes {TOKEN_VERSION})"
-            ));
+            )),
         }
-        let (t, _) = bincode::serde::decode_from_slice(&b[6..], bincode::config::standard())
-            .map_err(|e| format!("bad checkpoint token: {e}"))?;
-        Ok(t)
     }
 }
 
 /// Persistence state (INFO persistence, LASTSAVE, save points, MISCONF).
 #[derive(Debug)]
 pub struct Persistence {
-    /// Held exclusively by a running checkpoint, shared by multi-key
-    /// writes, SWAPDB and FLUSHDB/FLUSHALL (see the module docs).
-    pub gate: RwLock<()>,
+    /// BGREWRITEAOF asked while a background save ran: start one after it.
+    pub rewrite_scheduled: AtomicBool,
+    /// The running background checkpoint is an AOF rewrite.
+    rewrite_in_progress: AtomicBool,
+    /// The last AOF rewrite (checkpoint + truncation) succeeded.
+    rewrite_last_ok: AtomicBool,
+    /// Incremental AOF files deleted by truncations.
+    pub aof_files_deleted: AtomicU64,
+    /// Completed AOF rewrites.
+    pub aof_rewrites: AtomicU64,
+    /// Commands replayed from the AOF at startup.
+    pub aof_loaded_commands: AtomicU64,
+    /// Replayed commands that replied an error.
+    pub aof_load_errors: AtomicU64,
+    /// Bytes cut from the AOF's tail at startup (torn or corrupt).
+    pub aof_truncated_bytes: AtomicU64,
     /// Serializes checkpoints of this server.
     running: Mutex<()>,
     /// A background save is running.
@@ -121,7 +163,14 @@ impl Persistence {
     /// Fresh state at startup.
     pub fn new(start_ms: u64) -> Persistence {
         Persistence {
-            gate: RwLock::new(()),
+            rewrite_scheduled: AtomicBool::new(false),
+            rewrite_in_progress: AtomicBool::new(false),
+            rewrite_last_ok: AtomicBool::new(true),
+            aof_files_deleted: AtomicU64::new(0),
+            aof_rewrites: AtomicU64::new(0),
+            aof_loaded_commands: AtomicU64::new(0),
+            aof_load_errors: AtomicU64::new(0),
+            aof_truncated_bytes: AtomicU64::new(0),
             running: Mutex::new(()),
             bg_in_progress: AtomicBool::new(false),
             bg_started_ms: AtomicU64::new(0),
@@ -186,27 +235,75 @@ pub fn save(shared: &Shared, why: &str) -> Result<hybrid_log::CheckpointInfo, St
     let dirty_before = shared.stats.sum(|s| &s.dirty);
     p.last_try_ms.store(now_ms(), Ordering::Relaxed);
     let t0 = Instant::now();
+    let aof = shared.keyspace.aof.get();
+    let mut rotation: Option<(u64, u64)> = None;
+    let mut rotation_err: Option<aof::AofError> = None;
     let r = {
-        // Exclusive gate: no multi-key write, SWAPDB or FLUSH* is running,
-        // so the cut holds whole transactions and the table matches. The
-        // gate is released at the cut (`checkpoint_with`), so writers wait
-        // for the fold-over barrier only, not for the flush and fsyncs.
-        let mut gate = Some(p.gate.write().unwrap_or_else(|e| e.into_inner()));
-        let token = CheckpointToken {
-            db_map: shared.keyspace.db_map(),
-            started_unix_ms: now_ms(),
-            aof_offset: None,
-        };
+        // Exclusive gate: no batch of commands is running (every batch
+        // holds it shared until its AOF effects are submitted), so the cut
+        // holds whole transactions, the table matches, and the AOF rotated
+        // at the cut holds exactly the writes after it. The gate is
+        // released at the cut (`checkpoint_with`), so writers wait for the
+        // fold-over barrier only, not for the flush and fsyncs.
+        let mut gate = Some(
+            shared
+                .keyspace
+                .gate
+                .write()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let started_unix_ms = now_ms();
         let r = shared.keyspace.store().checkpoint_with(|| {
+            let db_map = shared.keyspace.db_map();
+            // Only enqueues: everything submitted before is before the cut.
+            let ticket = aof.map(|a| a.rotate());
             drop(gate.take());
-            token.encode()
+            let aof_position = ticket.map(|t| match t.wait() {
+                Ok(pos) => {
+                    rotation = Some((pos.seq, pos.offset));
+                    (pos.seq, pos.offset)
+                }
+                Err(e) => {
+                    rotation_err = Some(e);
+                    AOF_CUT_FAILED
+                }
+            });
+            CheckpointToken {
+                db_map,
+                started_unix_ms,
+                aof_position,
+            }
+            .encode()
         });
         // Released here if the checkpoint failed before its cut.
         drop(gate);
         r
     };
+    let r = match (r, rotation_err) {
+        (Ok(_), Some(e)) => Err(format!(
+            "the AOF rotation at the checkpoint's cut failed: {e}"
+        )),
+        (Ok(info), None) => Ok(info),
+        (Err(e), _) => Err(e.to_string()),
+    };
     match r {
         Ok(info) => {
+            if let (Some(aof), Some((seq, offset))) = (aof, rotation) {
+                let label = format!("checkpoint.{}", info.version);
+                match aof
+                    .truncate_before(aof::AofPosition::new(seq, offset), &label, info.bytes)
+                    .wait()
+                {
+                    Ok(n) => {
+                        p.aof_files_deleted.fetch_add(n as u64, Ordering::Relaxed);
+                        tracing::info!(
+                            "AOF: checkpoint version {} covers the AOF before {seq}:{offset}; {n} incremental file(s) deleted",
+                            info.version
+                        );
+                    }
+                    Err(e) => tracing::warn!("AOF truncation after the checkpoint failed: {e}"),
+                }
+            }
             p.dirty_at_save.store(dirty_before, Ordering::Release);
             p.last_save.store(now_ms() / 1000, Ordering::Release);
             p.last_ok.store(true, Ordering::Release);
@@ -223,7 +320,7 @@ pub fn save(shared: &Shared, why: &str) -> Result<hybrid_log::CheckpointInfo, St
         Err(e) => {
             p.last_ok.store(false, Ordering::Release);
             tracing::warn!("checkpoint ({why}) failed: {e}");
-            Err(e.to_string())
+            Err(e)
         }
     }
 }
@@ -262,6 +359,23 @@ pub fn save_from_connection(
 
 /// Starts a background save unless one runs; false if one was running.
 pub fn bgsave(shared: &Shared, why: &'static str) -> bool {
+    start_bg(shared, why, false)
+}
+
+/// BGREWRITEAOF / auto-aof-rewrite: a background checkpoint that rotates
+/// the AOF at its cut and deletes the incremental files it covers (every
+/// checkpoint does; this one is counted as a rewrite). False if a
+/// background save was running.
+pub fn bgrewriteaof(shared: &Shared, why: &'static str) -> bool {
+    start_bg(shared, why, true)
+}
+
+/// Is an AOF rewrite running?
+pub fn rewrite_in_progress(shared: &Shared) -> bool {
+    shared.persist.rewrite_in_progress.load(Ordering::Acquire)
+}
+
+fn start_bg(shared: &Shared, why: &'static str, rewrite: bool) -> bool {
     let p = &shared.persist;
     if p.bg_in_progress
         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -269,6 +383,7 @@ pub fn bgsave(shared: &Shared, why: &'static str) -> bool {
     {
         return false;
     }
+    p.rewrite_in_progress.store(rewrite, Ordering::Release);
     p.bg_started_ms.store(now_ms(), Ordering::Relaxed);
     tracing::info!("Background saving started ({why})");
     let sh = shared.clone();
@@ -280,6 +395,14 @@ pub fn bgsave(shared: &Shared, why: &'static str) -> bool {
             let p = &sh.persist;
             p.last_bg_secs
                 .store(t0.elapsed().as_secs() as i64, Ordering::Relaxed);
+            if rewrite {
+                p.rewrite_last_ok.store(r.is_ok(), Ordering::Relaxed);
+                if r.is_ok() {
+                    p.aof_rewrites.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("Background AOF rewrite terminated with success");
+                }
+            }
+            p.rewrite_in_progress.store(false, Ordering::Release);
             p.bg_in_progress.store(false, Ordering::Release);
             if r.is_ok() {
                 tracing::info!("Background saving terminated with success");
@@ -288,6 +411,7 @@ pub fn bgsave(shared: &Shared, why: &'static str) -> bool {
     if let Err(e) = spawned {
         tracing::warn!("cannot start the background save thread: {e}");
         p.last_ok.store(false, Ordering::Release);
+        p.rewrite_in_progress.store(false, Ordering::Release);
         p.bg_in_progress.store(false, Ordering::Release);
     }
     true
@@ -304,6 +428,20 @@ pub fn start_saver(shared: &Shared) {
             while !sh.shutting_down.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(100));
                 if sh.persist.bg_in_progress() {
+                    continue;
+                }
+                // BGREWRITEAOF scheduled behind a BGSAVE, or the AOF grew
+                // past auto-aof-rewrite-percentage/min-size.
+                let rewrite_ok = sh.persist.last_ok()
+                    || now_ms().saturating_sub(sh.persist.last_try_ms.load(Ordering::Relaxed))
+                        >= RETRY_DELAY.as_millis() as u64;
+                if sh.persist.rewrite_scheduled.swap(false, Ordering::AcqRel) {
+                    bgrewriteaof(&sh, "BGREWRITEAOF (scheduled)");
+                    continue;
+                }
+                if rewrite_ok && sh.keyspace.aof.get().is_some_and(|a| a.rewrite_needed()) {
+                    tracing::info!("Starting automatic rewriting of AOF");
+                    bgrewriteaof(&sh, "auto-aof-rewrite");
                     continue;
                 }
                 let points = sh.config().save.clone();
@@ -362,6 +500,61 @@ pub fn info_fields(shared: &Shared, out: &mut String) {
         p.last_version.load(Ordering::Relaxed),
         p.last_bytes.load(Ordering::Relaxed),
     );
+    let aof = shared.keyspace.aof.get();
+    let failed = aof.is_some_and(|a| a.failure().is_some());
+    let (cur, base) = aof.map_or((0, 0), |a| {
+        (a.size_since_rewrite() + a.base_size(), a.base_size())
+    });
+    let _ = write!(
+        out,
+        "aof_enabled:{}\r\n\
+         aof_rewrite_in_progress:{}\r\n\
+         aof_rewrite_scheduled:{}\r\n\
+         aof_last_rewrite_time_sec:-1\r\n\
+         aof_current_rewrite_time_sec:-1\r\n\
+         aof_last_bgrewrite_status:{}\r\n\
+         aof_rewrites:{}\r\n\
+         aof_last_write_status:{}\r\n\
+         aof_last_cow_size:0\r\n",
+        aof.is_some() as u8,
+        rewrite_in_progress(shared) as u8,
+        p.rewrite_scheduled.load(Ordering::Relaxed) as u8,
+        if p.rewrite_last_ok.load(Ordering::Relaxed) {
+            "ok"
+        } else {
+            "err"
+        },
+        p.aof_rewrites.load(Ordering::Relaxed),
+        if failed { "err" } else { "ok" },
+    );
+    if let Some(a) = aof {
+        let st = a.stats();
+        let _ = write!(
+            out,
+            "aof_current_size:{cur}\r\n\
+             aof_base_size:{base}\r\n\
+             aof_pending_rewrite:0\r\n\
+             aof_buffer_length:0\r\n\
+             aof_pending_bio_fsync:0\r\n\
+             aof_delayed_fsync:0\r\n\
+             kvd_aof_fsync:{:?}\r\n\
+             kvd_aof_commands:{}\r\n\
+             kvd_aof_batches:{}\r\n\
+             kvd_aof_fsyncs:{}\r\n\
+             kvd_aof_files_deleted:{}\r\n\
+             kvd_aof_loaded_commands:{}\r\n\
+             kvd_aof_load_errors:{}\r\n\
+             kvd_aof_load_truncated_bytes:{}\r\n",
+            a.config().fsync,
+            st.commands,
+            st.batches,
+            st.fsyncs,
+            p.aof_files_deleted.load(Ordering::Relaxed),
+            p.aof_loaded_commands.load(Ordering::Relaxed),
+            p.aof_load_errors.load(Ordering::Relaxed),
+            p.aof_truncated_bytes.load(Ordering::Relaxed),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -373,18 +566,30 @@ mod tests {
         let t = CheckpointToken {
             db_map: vec![1, 0, 2, 3],
             started_unix_ms: 1_700_000_000_000,
-            aof_offset: Some(42),
+            aof_position: Some((3, 42)),
         };
         let b = t.encode();
         assert_eq!(&b[..4], b"KVDT");
         assert_eq!(CheckpointToken::decode(&b).unwrap(), t);
         assert!(CheckpointToken::decode(b"").is_err());
         assert!(CheckpointToken::decode(b"aof:42").is_err());
-        let mut v2 = b.clone();
-        v2[4] = 2;
-        assert!(CheckpointToken::decode(&v2)
+        let mut v9 = b.clone();
+        v9[4] = 9;
+        assert!(CheckpointToken::decode(&v9)
             .unwrap_err()
-            .contains("version 2"));
+            .contains("version 9"));
+        // Version 1 (no AOF position) still decodes.
+        let v1 = CheckpointTokenV1 {
+            db_map: vec![0, 1],
+            started_unix_ms: 5,
+            aof_offset: None,
+        };
+        let mut b1 = b"KVDT".to_vec();
+        b1.extend_from_slice(&1u16.to_le_bytes());
+        b1.extend(bincode::serde::encode_to_vec(&v1, bincode::config::standard()).unwrap());
+        let t1 = CheckpointToken::decode(&b1).unwrap();
+        assert_eq!(t1.db_map, vec![0, 1]);
+        assert_eq!(t1.aof_position, None);
         assert!(CheckpointToken::decode(&b[..7]).is_err());
     }
 }

@@ -352,6 +352,24 @@ pub async fn serve(shared: Shared, listeners: Vec<TcpListener>) -> bool {
             ok = false;
         }
     }
+    if let Some(aof) = shared.keyspace.aof.get().cloned() {
+        let r = tokio::task::spawn_blocking(move || {
+            aof.sync().wait()?;
+            aof.close()
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => tracing::info!("AOF fsynced and closed."),
+            Ok(Err(e)) => {
+                tracing::warn!("Error closing the AOF on shutdown: {e}");
+                ok = false;
+            }
+            Err(e) => {
+                tracing::warn!("Error closing the AOF on shutdown: {e}");
+                ok = false;
+            }
+        }
+    }
     tracing::warn!("kvd is now ready to exit, bye bye...");
     ok
 }

@@ -8,7 +8,7 @@ use super::table::{Cmd, CommandSpec};
 use super::{db_arg, int_arg, is, lossy, CmdResult, Ctx};
 use crate::glob;
 use crate::keyspace::engine::Decision;
-use crate::keyspace::{alive, TYPE_STRING};
+use crate::keyspace::{alive, effect, TYPE_STRING};
 
 /// Name of a value type (`TYPE`, `SCAN ... TYPE`).
 pub fn type_name(t: u8) -> &'static str {
@@ -175,6 +175,7 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
                 return Ok(());
             }
             ctx.shared.keyspace.swap(a as usize, b as usize);
+            ctx.sess.fx().changes += 1; // logged as itself
             ctx.out.ok();
         }
         _ => unreachable!("not a keyspace command: {}", spec.name),
@@ -258,6 +259,12 @@ fn expire(
         Decision::Write(meta)
     })?;
     out.int(applied as i64);
+    // The effect: the absolute time, or DEL when it is already past.
+    ctx.sess.fx().rewrite = Some(if when <= now {
+        effect(&[b"DEL", &args[1]])
+    } else {
+        effect(&[b"PEXPIREAT", &args[1], when.to_string().as_bytes()])
+    });
     Ok(())
 }
 
@@ -348,6 +355,7 @@ fn rename(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
     db.del(src)?;
     if nx {
         out.int(1);
+        ctx.sess.fx().rewrite = Some(effect(&[b"RENAME", src, dst]));
     } else {
         out.ok();
     }

@@ -119,6 +119,13 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         }
         return;
     }
+    if let Some(e) = ctx.shared.keyspace.aof.get().and_then(|a| a.failure()) {
+        if misconf_applies(ctx, spec) && spec.id != Cmd::Ping {
+            ctx.out.error(e.to_string().as_bytes());
+            ctx.conn.multi_dirty |= ctx.conn.multi.is_some();
+            return;
+        }
+    }
     let idx = (spec as *const CommandSpec as usize - table::COMMANDS.as_ptr() as usize)
         / std::mem::size_of::<CommandSpec>();
     ctx.conn
@@ -185,8 +192,25 @@ fn subcommand_arity_error(spec: &CommandSpec, args: &[Bytes]) -> Option<String> 
     }
 }
 
-/// Runs a checked command (also used by EXEC for queued commands).
+/// Runs a checked command (also used by EXEC for queued commands). With
+/// the AOF on, a write that changed something (Redis's `dirty`) logs its
+/// effect: the rewrite the handler left in [`crate::keyspace::Effects`], or
+/// its arguments.
 pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
+    let before = ctx.sess.fx().changes;
+    run_handler(ctx, spec, args);
+    let db = ctx.conn.db;
+    let fx = ctx.sess.fx();
+    let rewrite = fx.rewrite.take();
+    if fx.enabled && fx.changes != before && spec.has(flag::WRITE) && spec.id != Cmd::Exec {
+        match rewrite {
+            Some(a) => fx.log(db, &a),
+            None => fx.log(db, args),
+        }
+    }
+}
+
+fn run_handler(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
     let r = match spec.id {
         Cmd::Ping
         | Cmd::Echo
@@ -224,7 +248,8 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
         | Cmd::Shutdown
         | Cmd::Save
         | Cmd::BgSave
-        | Cmd::LastSave => server::run(ctx, spec, args),
+        | Cmd::LastSave
+        | Cmd::BgRewriteAof => server::run(ctx, spec, args),
         Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch | Cmd::Unwatch => {
             transactions::run(ctx, spec, args)
         }
@@ -251,11 +276,14 @@ pub enum LockPlan {
     /// A single-key write: hold the key's stripe shared.
     Write(usize),
     /// A multi-key command or EXEC: these stripes, exclusively (`true`) or
-    /// shared. Exclusive ones (writes) also hold the checkpoint gate shared
-    /// ([`crate::persist::Persistence::gate`]).
+    /// shared.
     Multi(Vec<usize>, bool),
-    /// SWAPDB, FLUSHDB, FLUSHALL: only the checkpoint gate, shared.
+    /// SWAPDB, FLUSHDB, FLUSHALL: the write gate
+    /// ([`crate::keyspace::Keyspace::gate`]) exclusively.
     Gate,
+    /// SAVE, SHUTDOWN: run without the batch's shared gate (a checkpoint
+    /// takes it exclusively).
+    Ungated,
 }
 
 /// The key locks a request needs, derived from the table's key positions
@@ -283,6 +311,11 @@ pub fn lock_plan(shared: &Shared, conn: &ConnState, args: &[Bytes]) -> LockPlan 
             let Some(s) = table::lookup(&a[0]) else {
                 continue;
             };
+            if matches!(s.id, Cmd::SwapDb | Cmd::FlushDb | Cmd::FlushAll) {
+                // Whole-db commands inside EXEC: the whole EXEC runs under
+                // the write gate exclusively (no stripes needed).
+                return LockPlan::Gate;
+            }
             if s.id == Cmd::Select {
                 if let Some(d) = parse_db(shared, &a[1]) {
                     db = d;
@@ -294,6 +327,9 @@ pub fn lock_plan(shared: &Shared, conn: &ConnState, args: &[Bytes]) -> LockPlan 
     }
     if matches!(spec.id, Cmd::SwapDb | Cmd::FlushDb | Cmd::FlushAll) {
         return LockPlan::Gate;
+    }
+    if matches!(spec.id, Cmd::Save | Cmd::Shutdown) {
+        return LockPlan::Ungated;
     }
     if spec.first_key == 0 {
         return LockPlan::None;

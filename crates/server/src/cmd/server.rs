@@ -48,6 +48,23 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
                 ctx.out.error(b"ERR Background save already in progress");
             }
         }
+        Cmd::BgRewriteAof => {
+            if persist::rewrite_in_progress(ctx.shared) {
+                ctx.out
+                    .error(b"ERR Background append only file rewriting already in progress");
+            } else if persist::bgrewriteaof(ctx.shared, "BGREWRITEAOF") {
+                ctx.out
+                    .simple(b"Background append only file rewriting started");
+            } else {
+                // A BGSAVE runs: the rewrite starts after it (Redis).
+                ctx.shared
+                    .persist
+                    .rewrite_scheduled
+                    .store(true, Ordering::Release);
+                ctx.out
+                    .simple(b"Background append only file rewriting scheduled");
+            }
+        }
         Cmd::LastSave => ctx.out.int(ctx.shared.persist.lastsave() as i64),
         _ => unreachable!("not a server command: {}", spec.name),
     }
@@ -239,10 +256,6 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
             f!("loading:0");
             f!("async_loading:0");
             crate::persist::info_fields(shared, s);
-            f!("aof_enabled:0");
-            f!("aof_rewrite_in_progress:0");
-            f!("aof_rewrite_scheduled:0");
-            f!("aof_last_write_status:ok");
             f!("kvd_persistence:{}", cfg.persistence_mode());
         }
         "stats" => {
@@ -407,6 +420,24 @@ fn config(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
                 }
             }
             for name in &seen {
+                let changed = match *name {
+                    "appendonly" => next.appendonly != cfg.appendonly,
+                    "appendfsync" => next.appendfsync != cfg.appendfsync,
+                    _ => false,
+                };
+                if let Some(why) = crate::config::STARTUP_ONLY
+                    .iter()
+                    .find(|(n, _)| changed && n == name)
+                    .map(|(_, w)| w)
+                {
+                    ctx.out.error(
+                        format!(
+                            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+                        )
+                        .as_bytes(),
+                    );
+                    return;
+                }
                 if crate::config::NOT_YET_BUILT.contains(name) {
                     tracing::warn!("CONFIG SET {name}: stored only, the feature is not built yet");
                 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::table::{Cmd, CommandSpec};
 use super::{int_arg, is, CmdResult, Ctx};
 use crate::keyspace::engine::Decision;
-use crate::keyspace::{Db, TYPE_STRING};
+use crate::keyspace::{effect, Db, TYPE_STRING};
 use crate::reply::Out;
 use crate::util::{format_f64_human, parse_f64, parse_i64};
 
@@ -42,6 +42,7 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
             let (mut db, out) = ctx.db_out();
             let r = set_rmw(&mut db, &args[1], &args[2], &a)?;
             out.int(r.written as i64);
+            ctx.sess.fx().rewrite = Some(effect(&[b"SET", &args[1], &args[2]]));
         }
         Cmd::SetEx | Cmd::PSetEx => {
             let (unit, name) = if spec.id == Cmd::SetEx {
@@ -58,6 +59,7 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
             };
             ctx.db().put(&args[1], &args[3], Db::string_meta(at))?;
             ctx.out.ok();
+            ctx.sess.fx().rewrite = Some(pxat(&args[1], &args[3], at));
         }
         Cmd::GetSet => {
             let a = SetArgs {
@@ -67,6 +69,7 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
             let (mut db, out) = ctx.db_out();
             let r = set_rmw(&mut db, &args[1], &args[2], &a)?;
             reply_old(out, r.old);
+            ctx.sess.fx().rewrite = Some(effect(&[b"SET", &args[1], &args[2]]));
         }
         Cmd::GetDel => {
             let (mut db, out) = ctx.db_out();
@@ -86,6 +89,7 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
                 }
             })?;
             reply_old(out, old);
+            ctx.sess.fx().rewrite = Some(effect(&[b"DEL", &args[1]]));
         }
         Cmd::GetEx => getex(ctx, args)?,
         Cmd::MGet => {
@@ -217,6 +221,14 @@ fn range(mut start: i64, mut end: i64, len: usize) -> Option<(usize, usize)> {
         return None;
     }
     Some((start as usize, end as usize))
+}
+
+/// `SET key value PXAT at` (or plain `SET` without expiry).
+fn pxat(key: &[u8], value: &[u8], at: u64) -> Vec<Bytes> {
+    if at == 0 {
+        return effect(&[b"SET", key, value]);
+    }
+    effect(&[b"SET", key, value, b"PXAT", at.to_string().as_bytes()])
 }
 
 fn reply_old(out: &mut Out, old: Option<Result<Vec<u8>, ()>>) {
@@ -367,6 +379,12 @@ fn set_rmw(
 }
 
 fn set(ctx: &mut Ctx<'_, '_>, key: &[u8], value: &[u8], a: SetArgs) -> CmdResult {
+    // The effect when it writes: SET with the absolute expiry (or KEEPTTL).
+    ctx.sess.fx().rewrite = Some(match a.expire {
+        SetExpire::None => effect(&[b"SET", key, value]),
+        SetExpire::At(t) => pxat(key, value, t),
+        SetExpire::KeepTtl => effect(&[b"SET", key, value, b"KEEPTTL"]),
+    });
     let (mut db, out) = ctx.db_out();
     if a.plain() {
         let at = match a.expire {
@@ -468,6 +486,10 @@ fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
     })?;
     reply_old(out, old);
+    ctx.sess.fx().rewrite = Some(match change {
+        Change::At(t) => effect(&[b"PEXPIREAT", &args[1], t.to_string().as_bytes()]),
+        _ => effect(&[b"PERSIST", &args[1]]),
+    });
     Ok(())
 }
 
@@ -492,6 +514,9 @@ fn mset(ctx: &mut Ctx<'_, '_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult 
     }
     if spec.id == Cmd::MSetNx {
         out.int(1);
+        let mut e = args.to_vec();
+        e[0] = Bytes::from_static(b"MSET");
+        ctx.sess.fx().rewrite = Some(e);
     } else {
         out.ok();
     }
@@ -611,7 +636,10 @@ fn incr_by_float(ctx: &mut Ctx<'_, '_>, key: &[u8], by: &[u8]) -> CmdResult {
         Decision::Write(meta)
     })?;
     match res {
-        Ok(s) => out.bulk(s.as_bytes()),
+        Ok(s) => {
+            out.bulk(s.as_bytes());
+            ctx.sess.fx().rewrite = Some(effect(&[b"SET", key, s.as_bytes(), b"KEEPTTL"]));
+        }
         Err(e) => out.error(e),
     }
     Ok(())

@@ -118,6 +118,7 @@ pub enum Cmd {
     Shutdown,
     Save,
     BgSave,
+    BgRewriteAof,
     LastSave,
     // transactions
     Multi,
@@ -434,6 +435,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     c("shutdown", Cmd::Shutdown, -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NOKEY, "server", "1.0.0", "Synchronously save the dataset to disk and then shut down the server"),
     c("save", Cmd::Save, 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEY, "server", "1.0.0", "Synchronously save the dataset to disk"),
+    c("bgrewriteaof", Cmd::BgRewriteAof, 1, ADMIN | NOSCRIPT, NOKEY, "server", "1.0.0", "Asynchronously rewrite the append-only file"),
     c("bgsave", Cmd::BgSave, -1, ADMIN | NOSCRIPT, NOKEY, "server", "1.0.0", "Asynchronously save the dataset to disk"),
     c("lastsave", Cmd::LastSave, 1, LOADING | STALE | FAST, NOKEY, "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
     // transactions

@@ -92,9 +92,22 @@ fn exec(ctx: &mut Ctx<'_, '_>) {
     // The connection holds the latches of every queued command's keys
     // (cmd::lock_plan).
     ctx.out.array(queue.len());
+    // With the AOF on, the effects go in as one MULTI … EXEC block.
+    let logging = ctx.sess.fx().enabled;
+    if logging {
+        ctx.sess.fx().multi = Some(Vec::new());
+    }
     for args in &queue {
         if let Some(spec) = table::lookup(&args[0]) {
             super::run(ctx, spec, args);
+        }
+    }
+    if logging {
+        let fx = ctx.sess.fx();
+        if let Some(cmds) = fx.multi.take() {
+            if !cmds.is_empty() {
+                fx.batch.multi(&cmds);
+            }
         }
     }
 }
