@@ -780,9 +780,9 @@ impl Config {
             };
         }
         if self.save.is_empty() {
-            "checkpoints on SAVE/BGSAVE only (no save points; no AOF yet)"
+            "checkpoints on SAVE/BGSAVE only (no save points, AOF off)"
         } else {
-            "checkpoints (save points, SAVE/BGSAVE, shutdown; no AOF yet)"
+            "checkpoints (save points, SAVE/BGSAVE, shutdown; AOF off)"
         }
     }
 }

@@ -60,7 +60,9 @@ fn init_logging(cfg: &Config) -> std::io::Result<()> {
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::prelude::*;
     let (writer, ansi) = if cfg.logfile.is_empty() {
-        (BoxMakeWriter::new(std::io::stderr), true)
+        // Colours only on a terminal: redirected logs stay plain text.
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        (BoxMakeWriter::new(std::io::stderr), tty)
     } else {
         let f = std::fs::OpenOptions::new()
             .create(true)
