@@ -333,9 +333,38 @@ impl Keyspace {
         Ok(())
     }
 
+    /// `(keys, keys with a TTL)` per physical db, for a checkpoint token.
+    /// Exact only while no write runs (the checkpoint holds the gate).
+    pub fn counts_snapshot(&self) -> Vec<(i64, i64)> {
+        self.counts
+            .iter()
+            .map(|c| {
+                (
+                    c.keys.load(Ordering::Relaxed),
+                    c.expires.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// Restores the counters from a checkpoint token (instead of
+    /// [`Keyspace::recount`]); returns the number of keys, or None when the
+    /// table has the wrong length (then recount).
+    pub fn restore_counts(&self, counts: &[(i64, i64)]) -> Option<u64> {
+        if counts.len() != self.counts.len() {
+            return None;
+        }
+        for (c, &(keys, expires)) in self.counts.iter().zip(counts) {
+            c.keys.store(keys, Ordering::Relaxed);
+            c.expires.store(expires, Ordering::Relaxed);
+        }
+        Some(counts.iter().map(|&(k, _)| k.max(0) as u64).sum())
+    }
+
     /// Recounts the keys and keys with a TTL of every physical db by
     /// scanning the whole log (at startup, after recovery, before any
-    /// client; expired-but-present keys count, as the counters do).
+    /// client, when the checkpoint token has no counters; expired-but-present
+    /// keys count, as the counters do).
     /// Returns the number of keys.
     pub fn recount(&self) -> Result<u64, StoreError> {
         let mut keys = vec![0i64; 256];

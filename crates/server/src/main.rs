@@ -119,6 +119,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     let keyspace = Keyspace::new(store, cfg.databases);
     let recovered = keyspace.store().recovered();
     let mut aof_position = None;
+    let mut keys = None;
     if let Some(r) = &recovered {
         match kvd::persist::CheckpointToken::decode(&r.token) {
             Ok(t) => {
@@ -126,14 +127,20 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
                     tracing::warn!("ignoring the checkpoint's SWAPDB table: {e}");
                 }
                 aof_position = t.aof_position;
+                // Exact per-db key counters as of the cut (token v3+).
+                keys = t.counts.and_then(|c| keyspace.restore_counts(&c));
             }
             Err(e) => tracing::warn!("ignoring the checkpoint token: {e}"),
         }
     }
-    // Derived state: exact per-db key counters (before any client).
-    let keys = keyspace
-        .recount()
-        .context("can't count the recovered keys")?;
+    // Derived state: without counters in the token, count by scanning the
+    // log (before any client).
+    let keys = match keys {
+        Some(k) => k,
+        None => keyspace
+            .recount()
+            .context("can't count the recovered keys")?,
+    };
     match &recovered {
         Some(r) => tracing::info!(
             "DB loaded from checkpoint version {}: {} keys ({} records, {} log bytes) in {:.3} seconds (log recovery {} ms){}",

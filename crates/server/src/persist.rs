@@ -48,7 +48,7 @@ const RETRY_DELAY: Duration = Duration::from_secs(5);
 
 const TOKEN_MAGIC: &[u8; 4] = b"KVDT";
 /// Current token version.
-pub const TOKEN_VERSION: u16 = 2;
+pub const TOKEN_VERSION: u16 = 3;
 
 /// `aof_position` of a checkpoint whose AOF rotation failed: its cut in
 /// the AOF is unknown, so a restart refuses to replay the AOF after it
@@ -58,7 +58,7 @@ pub const AOF_CUT_FAILED: (u64, u64) = (u64::MAX, u64::MAX);
 /// The server's part of a checkpoint (stored by the engine as opaque
 /// bytes): `b"KVDT" | version u16 LE | bincode-2 (standard config) of this
 /// struct`. A later version may add fields; the decoder dispatches on the
-/// version (version 1 is still read).
+/// version (versions 1 and 2 are still read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointToken {
     /// Logical → physical db table (SWAPDB), one byte per logical db.
@@ -69,6 +69,19 @@ pub struct CheckpointToken {
     /// before (the start of the file rotated in at its cut); None without
     /// an AOF.
     pub aof_position: Option<(u64, u64)>,
+    /// Per physical db (index = the key's first byte): `(keys, keys with a
+    /// TTL)` at the cut (exact: nothing writes while the gate is held), so
+    /// startup need not scan the log to rebuild the counters. None in
+    /// tokens older than version 3 (startup then recounts).
+    pub counts: Option<Vec<(i64, i64)>>,
+}
+
+/// Token version 2 (issue 6: AOF position, no counters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct CheckpointTokenV2 {
+    db_map: Vec<u8>,
+    started_unix_ms: u64,
+    aof_position: Option<(u64, u64)>,
 }
 
 /// Token version 1 (issue 5).
@@ -107,6 +120,17 @@ impl CheckpointToken {
                     db_map: t.db_map,
                     started_unix_ms: t.started_unix_ms,
                     aof_position: None,
+                    counts: None,
+                })
+            }
+            2 => {
+                let (t, _): (CheckpointTokenV2, _) =
+                    bincode::serde::decode_from_slice(&b[6..], cfg).map_err(bad)?;
+                Ok(CheckpointToken {
+                    db_map: t.db_map,
+                    started_unix_ms: t.started_unix_ms,
+                    aof_position: t.aof_position,
+                    counts: None,
                 })
             }
             TOKEN_VERSION => Ok(bincode::serde::decode_from_slice(&b[6..], cfg)
@@ -272,6 +296,7 @@ pub fn save(shared: &Shared, why: &str) -> Result<hybrid_log::CheckpointInfo, St
                 db_map,
                 started_unix_ms,
                 aof_position,
+                counts: Some(shared.keyspace.counts_snapshot()),
             }
             .encode()
         });
@@ -567,6 +592,7 @@ mod tests {
             db_map: vec![1, 0, 2, 3],
             started_unix_ms: 1_700_000_000_000,
             aof_position: Some((3, 42)),
+            counts: Some(vec![(7, 2), (0, 0), (1, 1)]),
         };
         let b = t.encode();
         assert_eq!(&b[..4], b"KVDT");
@@ -590,6 +616,19 @@ mod tests {
         let t1 = CheckpointToken::decode(&b1).unwrap();
         assert_eq!(t1.db_map, vec![0, 1]);
         assert_eq!(t1.aof_position, None);
+        assert_eq!(t1.counts, None);
+        // Version 2 (AOF position, no counters) still decodes.
+        let v2 = CheckpointTokenV2 {
+            db_map: vec![0, 1],
+            started_unix_ms: 5,
+            aof_position: Some((4, 9)),
+        };
+        let mut b2 = b"KVDT".to_vec();
+        b2.extend_from_slice(&2u16.to_le_bytes());
+        b2.extend(bincode::serde::encode_to_vec(&v2, bincode::config::standard()).unwrap());
+        let t2 = CheckpointToken::decode(&b2).unwrap();
+        assert_eq!(t2.aof_position, Some((4, 9)));
+        assert_eq!(t2.counts, None);
         assert!(CheckpointToken::decode(&b[..7]).is_err());
     }
 }
