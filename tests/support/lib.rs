@@ -5,6 +5,8 @@
 //! temporary data directory, and tests talk to it with the `redis` crate.
 #![forbid(unsafe_code)]
 
+pub mod recovery;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
