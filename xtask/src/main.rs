@@ -2,16 +2,26 @@
 //!
 //! - `cargo xtask smoke [--bin PATH]`: starts the real `kvd` on a free loopback
 //!   port and checks it with `redis-cli` and a short `redis-benchmark` run.
+//! - `cargo xtask bench [--quick] [--modes none,everysec,always] [--reps N]
+//!   [--requests N] [--keys N] [--kvd-only] [--bin PATH]`: builds kvd in
+//!   release and runs the same redis-benchmark matrix against kvd and
+//!   redis-server per persistence mode (see `bench.rs`); the Markdown report
+//!   goes to `bench-results/` (git-ignored).
 //! - `cargo xtask bench --engine`: runs the engine and codec criterion/custom
 //!   benchmarks in release mode.
 //! - `cargo xtask fuzz [--seconds N]`: runs the resp-codec cargo-fuzz targets
 //!   on nightly for N seconds each (default 300).
 //!
-//! The redis-benchmark matrix against redis-server (`cargo xtask bench`) and
-//! `cargo xtask recovery-test` arrive with their issues (performance, AOF).
+//! - `cargo xtask recovery-test [--rounds N] [--clients N] [--seed S]`: kills
+//!   the release `kvd` with SIGKILL at random moments under write load
+//!   (`appendfsync always`, some kills during BGSAVE/BGREWRITEAOF), restarts
+//!   it and checks every acknowledged write (`kvd_suite::recovery`); exits
+//!   non-zero on any loss. Default 200 rounds.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod flags;
+mod recovery;
 mod smoke;
 
 use anyhow::{bail, Context, Result};
@@ -24,7 +34,13 @@ fn main() -> Result<()> {
     match cmd {
         flags::Cmd::Smoke { bin } => smoke::run(bin),
         flags::Cmd::BenchEngine => bench_engine(),
+        flags::Cmd::Bench(opts) => bench::run(opts),
         flags::Cmd::Fuzz { seconds } => fuzz(seconds),
+        flags::Cmd::RecoveryTest {
+            rounds,
+            clients,
+            seed,
+        } => recovery::recovery_test(rounds, clients, seed),
     }
 }
 
@@ -34,6 +50,15 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace root")
         .to_path_buf()
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the
+/// workspace root, where xtask runs cargo) or `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => workspace_root().join(d),
+        _ => workspace_root().join("target"),
+    }
 }
 
 /// Runs a command in the workspace root, failing on a non-zero exit.

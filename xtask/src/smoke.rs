@@ -30,7 +30,7 @@ pub fn run(bin: Option<PathBuf>) -> Result<()> {
         Some(b) => b,
         None => {
             crate::run(crate::cargo().args(["build", "-p", "kvd"]))?;
-            crate::workspace_root().join("target/debug/kvd")
+            crate::target_dir().join("debug/kvd")
         }
     };
     ensure!(bin.exists(), "kvd binary {} does not exist", bin.display());

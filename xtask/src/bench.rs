@@ -1,0 +1,1175 @@
+//! `cargo xtask bench`: the same redis-benchmark matrix against kvd and
+//! redis-server, per persistence mode.
+//!
+//! For every mode and repetition, each server is started in turn (order
+//! A B, then B A, ... so machine drift cancels) on a free loopback port with
+//! a fresh data directory and the mode's options, a keyspace of `--keys`
+//! keys (`key:%012d`, 64-byte values: the keys `-r` makes redis-benchmark
+//! hit) is preloaded over one pipelined connection, and every matrix row
+//! runs as one single-threaded `redis-benchmark --csv` invocation. What a
+//! server cannot serve is found out at run time and reported as
+//! `n/a (<server>: <reason>)`: a mode whose AOF is not on after
+//! `--appendonly yes` (`INFO persistence` `aof_enabled`), a row whose
+//! command, sent once before the run, gets an error reply. Medians over the
+//! repetitions are printed as a Markdown table per mode and written to
+//! `bench-results/` (git-ignored).
+use crate::flags::{BenchOpts, Mode};
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Value size of the preload and of every SET/MSET row.
+const VALUE_SIZE: usize = 64;
+/// The GET + arithmetic + SET script of the EVAL and EVALSHA rows.
+const SCRIPT: &str = "local v = tonumber(redis.call('GET', KEYS[1])) or 0 \
+                      redis.call('SET', KEYS[1], v + 1) return v + 1";
+/// Placeholder for the script's SHA1 in the EVALSHA row's arguments.
+const SHA: &str = "<sha>";
+/// Commands per pipelined write of the preload.
+const PRELOAD_BATCH: u64 = 1000;
+/// The longest one redis-benchmark run may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(900);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Server {
+    Kvd,
+    Redis,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Server::Kvd => "kvd",
+            Server::Redis => "redis",
+        }
+    }
+}
+
+/// One line of the matrix.
+#[derive(Debug)]
+struct Row {
+    name: String,
+    /// redis-benchmark arguments after `-h -p --csv` ([`SHA`] is replaced).
+    args: Vec<String>,
+    /// Sent once before the run: an error reply means "can't serve this".
+    probe: Vec<String>,
+    /// The probe's expected bulk reply, if it matters.
+    expect: Option<&'static str>,
+    /// Needs `SCRIPT LOAD` of [`SCRIPT`] first.
+    needs_sha: bool,
+}
+
+fn row(name: String, args: Vec<String>, probe: Vec<String>) -> Row {
+    Row {
+        name,
+        args,
+        probe,
+        expect: None,
+        needs_sha: false,
+    }
+}
+
+fn sv(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// The matrix for the given sizes (single-threaded client everywhere).
+fn matrix(requests: u64, keys: u64) -> Vec<Row> {
+    let n = requests.to_string();
+    let n_pipe = (requests * 5).to_string();
+    let n_fixed = requests.min(100_000).to_string();
+    let r = keys.to_string();
+    let d = VALUE_SIZE.to_string();
+    let value = "x".repeat(VALUE_SIZE);
+    let k0 = "key:000000000000";
+    let base = |t: &str| sv(&["-c", "50", "-n", &n, "-r", &r, "-d", &d, "-t", t]);
+    let pipe = |t: &str| {
+        sv(&[
+            "-c", "50", "-P", "16", "-n", &n_pipe, "-r", &r, "-d", &d, "-t", t,
+        ])
+    };
+    let script = |cmd: &str, body: &str| {
+        sv(&[
+            "-c",
+            "50",
+            "-n",
+            &n,
+            "-r",
+            &r,
+            cmd,
+            body,
+            "1",
+            "key:__rand_int__",
+        ])
+    };
+    let set_probe = sv(&["SET", k0, &value]);
+    let get_probe = sv(&["GET", k0]);
+    let mut mset_probe = sv(&["MSET"]);
+    for _ in 0..10 {
+        mset_probe.extend(sv(&["key:{tag}:000000000000", &value]));
+    }
+    vec![
+        row("SET".into(), base("set"), set_probe.clone()),
+        row("GET".into(), base("get"), get_probe.clone()),
+        row("SET -P 16".into(), pipe("set"), set_probe.clone()),
+        row("GET -P 16".into(), pipe("get"), get_probe),
+        row(
+            "INCR".into(),
+            base("incr"),
+            sv(&["INCR", "counter:000000000000"]),
+        ),
+        row("MSET (10 keys)".into(), base("mset"), mset_probe),
+        Row {
+            expect: Some("hello"),
+            ..row(
+                "EVAL return 'hello'".into(),
+                sv(&["-c", "50", "-n", &n, "eval", "return 'hello'", "0"]),
+                sv(&["EVAL", "return 'hello'", "0"]),
+            )
+        },
+        row(
+            "EVAL GET+arith+SET".into(),
+            script("eval", SCRIPT),
+            sv(&["EVAL", SCRIPT, "1", k0]),
+        ),
+        Row {
+            needs_sha: true,
+            ..row(
+                "EVALSHA GET+arith+SET".into(),
+                script("evalsha", SHA),
+                sv(&["EVALSHA", SHA, "1", k0]),
+            )
+        },
+        row(
+            format!("SET -c 100 -n {n_fixed} -r 100000"),
+            sv(&[
+                "-c", "100", "-n", &n_fixed, "-r", "100000", "-d", &d, "-t", "set",
+            ]),
+            set_probe,
+        ),
+    ]
+}
+
+/// One measurement of one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency, ms.
+    pub p50: f64,
+    /// 99th percentile latency, ms.
+    pub p99: f64,
+}
+
+/// What one server did with one row in one repetition.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Ok(Sample),
+    /// The server can't serve it (detected at run time).
+    Na(String),
+    /// Something went wrong while it should have worked.
+    Err(String),
+}
+
+/// Everything one server run produced.
+#[derive(Debug)]
+struct ServerRun {
+    outcomes: Vec<Outcome>,
+    preload_secs: Option<f64>,
+    notes: Vec<String>,
+}
+
+/// Parses `redis-benchmark --csv` output of one test (Redis 7 columns:
+/// `test,rps,avg_latency_ms,min_latency_ms,p50_latency_ms,p95_latency_ms,
+/// p99_latency_ms,max_latency_ms`), located by header name.
+pub fn parse_csv(out: &str) -> Result<Sample> {
+    let mut lines = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('"'))
+        .map(split_csv);
+    let header = lines
+        .find(|h| h.iter().any(|f| f == "test"))
+        .context("no CSV header (\"test\",\"rps\",...) in redis-benchmark output")?;
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("redis-benchmark CSV has no {name:?} column: {header:?}"))
+    };
+    let (rps, p50, p99) = (col("rps")?, col("p50_latency_ms")?, col("p99_latency_ms")?);
+    let data: Vec<Vec<String>> = lines.collect();
+    ensure!(
+        data.len() == 1,
+        "expected one CSV result line, got {}: {data:?}",
+        data.len()
+    );
+    let num = |i: usize| -> Result<f64> {
+        let f = data[0]
+            .get(i)
+            .with_context(|| format!("short CSV line {:?}", data[0]))?;
+        f.parse()
+            .with_context(|| format!("bad number {f:?} in {:?}", data[0]))
+    };
+    Ok(Sample {
+        rps: num(rps)?,
+        p50: num(p50)?,
+        p99: num(p99)?,
+    })
+}
+
+/// Splits one CSV line with `"quoted"` fields (`""` is a quote).
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
+}
+
+/// The first "Error from server" line of redis-benchmark's stderr, else its
+/// last non-empty line.
+fn benchmark_error(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|l| l.starts_with("Error from server"))
+        .or(lines.last())
+        .map(|l| l.to_string())
+}
+
+/// A server error reply shortened for a table cell:
+/// `ERR unknown command 'EVAL', with args beginning with: ...` becomes
+/// `ERR unknown command 'EVAL'`.
+pub fn short_error(e: &str) -> String {
+    let e = e.split(", with args").next().unwrap_or(e).trim();
+    if e.chars().count() > 70 {
+        format!("{}...", e.chars().take(67).collect::<String>())
+    } else {
+        e.to_string()
+    }
+}
+
+// ---- a minimal RESP2 client (probes, preload, INFO) ----
+
+#[derive(Debug, Clone, PartialEq)]
+enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Reply>>),
+}
+
+impl Reply {
+    fn text(&self) -> Option<String> {
+        match self {
+            Reply::Simple(s) => Some(s.clone()),
+            Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+}
+
+struct Conn {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Conn {
+    fn open(port: u16) -> Result<Conn> {
+        let s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        s.set_write_timeout(Some(Duration::from_secs(120)))?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            r: BufReader::new(s.try_clone()?),
+            w: s,
+        })
+    }
+
+    fn cmd<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Result<Reply> {
+        let mut buf = Vec::new();
+        encode(&mut buf, args);
+        self.w.write_all(&buf)?;
+        self.read()
+    }
+
+    fn line(&mut self) -> Result<String> {
+        let mut l = String::new();
+        ensure!(self.r.read_line(&mut l)? > 0, "connection closed");
+        ensure!(l.ends_with("\r\n"), "bad RESP line {l:?}");
+        l.truncate(l.len() - 2);
+        Ok(l)
+    }
+
+    fn read(&mut self) -> Result<Reply> {
+        let l = self.line()?;
+        let (t, rest) = l.split_at(1.min(l.len()));
+        let int = || -> Result<i64> { rest.parse().with_context(|| format!("bad RESP {l:?}")) };
+        Ok(match t {
+            "+" => Reply::Simple(rest.into()),
+            "-" => Reply::Error(rest.into()),
+            ":" => Reply::Int(int()?),
+            "$" => match int()? {
+                n if n < 0 => Reply::Bulk(None),
+                n => {
+                    let mut b = vec![0; n as usize + 2];
+                    self.r.read_exact(&mut b)?;
+                    b.truncate(n as usize);
+                    Reply::Bulk(Some(b))
+                }
+            },
+            "*" => match int()? {
+                n if n < 0 => Reply::Array(None),
+                n => Reply::Array(Some((0..n).map(|_| self.read()).collect::<Result<_>>()?)),
+            },
+            _ => bail!("unexpected RESP reply {l:?}"),
+        })
+    }
+}
+
+fn encode<S: AsRef<[u8]>>(buf: &mut Vec<u8>, args: &[S]) {
+    let _ = write!(buf, "*{}\r\n", args.len());
+    for a in args {
+        let a = a.as_ref();
+        let _ = write!(buf, "${}\r\n", a.len());
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Writes `key:%012d` = 64 x's for every key in `0..keys`, pipelined.
+fn preload(port: u16, keys: u64) -> Result<()> {
+    let mut c = Conn::open(port)?;
+    let value = vec![b'x'; VALUE_SIZE];
+    let mut buf = Vec::new();
+    let mut i = 0;
+    while i < keys {
+        let end = (i + PRELOAD_BATCH).min(keys);
+        buf.clear();
+        for k in i..end {
+            encode(
+                &mut buf,
+                &[&b"SET"[..], format!("key:{k:012}").as_bytes(), &value],
+            );
+        }
+        c.w.write_all(&buf)?;
+        for _ in i..end {
+            match c.read()? {
+                Reply::Simple(s) if s == "OK" => {}
+                other => bail!("preload: SET replied {other:?}"),
+            }
+        }
+        i = end;
+    }
+    match c.cmd(&["DBSIZE"])? {
+        Reply::Int(n) if n as u64 >= keys => Ok(()),
+        other => bail!("preload: DBSIZE replied {other:?} after {keys} SETs"),
+    }
+}
+
+// ---- servers ----
+
+/// A running server: killed, and its directory removed, when dropped.
+struct Running {
+    child: Child,
+    root: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The server log without ANSI colour sequences.
+fn read_log(path: &Path) -> String {
+    let raw = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ params final-byte (0x40..=0x7e)
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Log lines that warn about an option (kvd's startup warnings).
+fn warnings_about(log: &str, option: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("WARN") && l.contains(option))
+        .map(|l| {
+            let msg = l.split_once("WARN").map_or(l, |(_, m)| m).trim();
+            msg.split(": ").next().unwrap_or(msg).to_string()
+        })
+        .collect()
+}
+
+fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+        .map(str::to_string)
+}
+
+/// `root/bench.{out,err}` of one redis-benchmark run.
+fn run_benchmark(port: u16, args: &[String], root: &Path) -> Result<Outcome> {
+    let (out_p, err_p) = (root.join("bench.out"), root.join("bench.err"));
+    let mut child = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--csv"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_p)?)
+        .stderr(std::fs::File::create(&err_p)?)
+        .spawn()
+        .context("spawning redis-benchmark")?;
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Outcome::Err(format!(
+                "redis-benchmark timed out after {}s",
+                RUN_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = std::fs::read_to_string(&out_p).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_p).unwrap_or_default();
+    if !status.success() || err.contains("Error from server") {
+        let why = benchmark_error(&err).unwrap_or_else(|| format!("exit {status}"));
+        return Ok(Outcome::Err(short_error(&why)));
+    }
+    Ok(match parse_csv(&out) {
+        Ok(s) => Outcome::Ok(s),
+        Err(e) => Outcome::Err(format!("{e:#}")),
+    })
+}
+
+fn load1() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+struct Ctx<'a> {
+    opts: &'a BenchOpts,
+    kvd_bin: &'a Path,
+    rows: &'a [Row],
+    loads: Vec<f64>,
+    seq: u32,
+}
+
+/// Starts `server` in `mode`, preloads, runs every row, stops it.
+fn run_server(cx: &mut Ctx<'_>, server: Server, mode: Mode) -> Result<ServerRun> {
+    let n_rows = cx.rows.len();
+    let all = |o: Outcome| vec![o; n_rows];
+    let port = free_port()?;
+    cx.seq += 1;
+    let root = std::env::temp_dir().join(format!(
+        "kvd-xbench-{}-{}-{}",
+        std::process::id(),
+        cx.seq,
+        server.name()
+    ));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data)?;
+    let log_p = root.join("server.log");
+    let log = std::fs::File::create(&log_p)?;
+    let mut cmd = match server {
+        Server::Kvd => Command::new(cx.kvd_bin),
+        Server::Redis => {
+            let mut c = Command::new("redis-server");
+            c.args(["--daemonize", "no", "--logfile", ""]);
+            c
+        }
+    };
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+        .arg(&data)
+        .args(mode.server_args())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let mut srv = Running { child, root };
+
+    // Ready when it answers PING; a server that exits at startup with these
+    // options can't serve the mode.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = srv.child.try_wait()? {
+            let log = read_log(&log_p);
+            let last = log.lines().rev().find(|l| !l.trim().is_empty());
+            return Ok(ServerRun {
+                // Not starting without persistence is a failure; not
+                // starting with AOF options is "can't serve this mode".
+                outcomes: all(if mode == Mode::None {
+                    Outcome::Err(format!("exited at startup ({st})"))
+                } else {
+                    Outcome::Na(format!("exited at startup ({st})"))
+                }),
+                preload_secs: None,
+                notes: vec![format!(
+                    "{} exited at startup with `{}`: {}",
+                    server.name(),
+                    mode_args(mode),
+                    last.unwrap_or("(empty log)").trim()
+                )],
+            });
+        }
+        if let Ok(Reply::Simple(p)) = Conn::open(port).and_then(|mut c| c.cmd(&["PING"])) {
+            if p == "PONG" {
+                break;
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{} did not answer PING on port {port} within 60s",
+            server.name()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Is the mode really on?
+    if let Some(policy) = mode.appendfsync() {
+        let mut c = Conn::open(port)?;
+        let info = c.cmd(&["INFO", "persistence"])?.text().unwrap_or_default();
+        let aof = info_field(&info, "aof_enabled");
+        let fsync = match c.cmd(&["CONFIG", "GET", "appendfsync"])? {
+            Reply::Array(Some(v)) => v.get(1).and_then(Reply::text),
+            _ => None,
+        };
+        if aof.as_deref() != Some("1") || fsync.as_deref() != Some(policy) {
+            let short = if aof.as_deref() != Some("1") {
+                format!("aof_enabled:{}", aof.as_deref().unwrap_or("(missing)"))
+            } else {
+                format!("appendfsync {}", fsync.as_deref().unwrap_or("(missing)"))
+            };
+            let mut note = format!(
+                "{} started with `{}`: INFO persistence has aof_enabled:{}, CONFIG GET appendfsync = {}",
+                server.name(),
+                mode_args(mode),
+                aof.as_deref().unwrap_or("(missing)"),
+                fsync.as_deref().unwrap_or("(missing)"),
+            );
+            for w in warnings_about(&read_log(&log_p), "appendonly") {
+                let _ = write!(note, "; startup warning: \"{w}\"");
+            }
+            if let Some(p) = info_field(&info, "kvd_persistence") {
+                let _ = write!(note, "; INFO kvd_persistence: \"{p}\"");
+            }
+            return Ok(ServerRun {
+                outcomes: all(Outcome::Na(short)),
+                preload_secs: None,
+                notes: vec![note],
+            });
+        }
+    }
+
+    let t0 = Instant::now();
+    preload(port, cx.opts.keys)
+        .with_context(|| format!("preloading {} keys into {}", cx.opts.keys, server.name()))?;
+    let preload_secs = t0.elapsed().as_secs_f64();
+
+    let sha = match Conn::open(port)?.cmd(&["SCRIPT", "LOAD", SCRIPT])? {
+        Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+        Reply::Error(e) => Err(format!("SCRIPT LOAD: {}", short_error(&e))),
+        other => Err(format!("SCRIPT LOAD replied {other:?}")),
+    };
+
+    let mut outcomes = Vec::with_capacity(n_rows);
+    for row in cx.rows {
+        let fill = |v: &[String], sha: &str| -> Vec<String> {
+            v.iter()
+                .map(|a| if a == SHA { sha.to_string() } else { a.clone() })
+                .collect()
+        };
+        let sha_s = match (&sha, row.needs_sha) {
+            (Ok(s), _) => s.as_str(),
+            (Err(e), true) => {
+                outcomes.push(Outcome::Na(e.clone()));
+                continue;
+            }
+            (Err(_), false) => "",
+        };
+        let probe = fill(&row.probe, sha_s);
+        match Conn::open(port).and_then(|mut c| c.cmd(&probe)) {
+            Err(e) => {
+                outcomes.push(Outcome::Err(format!("{} probe: {e:#}", probe[0])));
+                continue;
+            }
+            Ok(Reply::Error(e)) => {
+                outcomes.push(Outcome::Na(short_error(&e)));
+                continue;
+            }
+            Ok(r) => {
+                if let Some(want) = row.expect {
+                    if r.text().as_deref() != Some(want) {
+                        outcomes.push(Outcome::Err(format!(
+                            "{} replied {r:?}, expected {want:?}",
+                            probe[0]
+                        )));
+                        continue;
+                    }
+                }
+            }
+        }
+        if let Some(l) = load1() {
+            cx.loads.push(l);
+        }
+        eprintln!("xtask bench:   {} {}", server.name(), row.name);
+        let o = run_benchmark(port, &fill(&row.args, sha_s), &srv.root)?;
+        if let Outcome::Err(e) = &o {
+            eprintln!("xtask bench:   {} {}: error: {e}", server.name(), row.name);
+        }
+        outcomes.push(o);
+    }
+    // A server that died mid-run failed the rows after it (they can't
+    // connect); say so next to the table.
+    let mut notes = Vec::new();
+    if let Some(st) = srv.child.try_wait()? {
+        let log = read_log(&log_p);
+        let last = log.lines().rev().find(|l| !l.trim().is_empty());
+        let msg = format!(
+            "{} exited during the benchmark ({st}): {}",
+            server.name(),
+            last.unwrap_or("(empty log)").trim()
+        );
+        eprintln!("xtask bench: {msg}");
+        notes.push(msg);
+    }
+    drop(srv);
+    Ok(ServerRun {
+        outcomes,
+        preload_secs: Some(preload_secs),
+        notes,
+    })
+}
+
+// ---- aggregation and report ----
+
+/// Median (mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The medians of a server's repetitions of one row.
+fn aggregate(v: &[Outcome]) -> Outcome {
+    if let Some(e) = v.iter().find_map(|o| match o {
+        Outcome::Err(e) => Some(e),
+        _ => None,
+    }) {
+        return Outcome::Err(e.clone());
+    }
+    if let Some(r) = v.iter().find_map(|o| match o {
+        Outcome::Na(r) => Some(r),
+        _ => None,
+    }) {
+        return Outcome::Na(r.clone());
+    }
+    let pick = |f: fn(&Sample) -> f64| -> Vec<f64> {
+        v.iter()
+            .filter_map(|o| match o {
+                Outcome::Ok(s) => Some(f(s)),
+                _ => None,
+            })
+            .collect()
+    };
+    Outcome::Ok(Sample {
+        rps: median(&pick(|s| s.rps)),
+        p50: median(&pick(|s| s.p50)),
+        p99: median(&pick(|s| s.p99)),
+    })
+}
+
+fn cell(o: &Outcome, server: Server, f: fn(&Sample) -> String) -> String {
+    match o {
+        Outcome::Ok(s) => f(s),
+        Outcome::Na(r) => format!("n/a ({}: {r})", server.name()),
+        Outcome::Err(e) => format!("error ({}: {e})", server.name()),
+    }
+}
+
+fn ops(s: &Sample) -> String {
+    format!("{:.0}", s.rps)
+}
+
+/// Renders one mode's table (`redis` is None with `--kvd-only`).
+fn table(rows: &[Row], kvd: &[Outcome], redis: Option<&[Outcome]>) -> String {
+    let mut t = String::new();
+    let dash = "–".to_string();
+    match redis {
+        Some(redis) => {
+            t.push_str("| row | kvd ops/s | redis ops/s | kvd/redis | kvd p50 ms | redis p50 ms | kvd p99 ms | redis p99 ms |\n");
+            t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+            for ((row, k), r) in rows.iter().zip(kvd).zip(redis) {
+                let ratio = match (k, r) {
+                    (Outcome::Ok(k), Outcome::Ok(r)) => format!("{:.2}", k.rps / r.rps),
+                    _ => dash.clone(),
+                };
+                let lat = |o: &Outcome, f: fn(&Sample) -> f64| match o {
+                    Outcome::Ok(s) => format!("{:.3}", f(s)),
+                    _ => dash.clone(),
+                };
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    row.name,
+                    cell(k, Server::Kvd, ops),
+                    cell(r, Server::Redis, ops),
+                    ratio,
+                    lat(k, |s| s.p50),
+                    lat(r, |s| s.p50),
+                    lat(k, |s| s.p99),
+                    lat(r, |s| s.p99),
+                );
+            }
+        }
+        None => {
+            t.push_str("| row | kvd ops/s | kvd p50 ms | kvd p99 ms |\n|---|---:|---:|---:|\n");
+            for (row, k) in rows.iter().zip(kvd) {
+                let lat = |f: fn(&Sample) -> f64| match k {
+                    Outcome::Ok(s) => format!("{:.3}", f(s)),
+                    _ => dash.clone(),
+                };
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {} |",
+                    row.name,
+                    cell(k, Server::Kvd, ops),
+                    lat(|s| s.p50),
+                    lat(|s| s.p99)
+                );
+            }
+        }
+    }
+    t
+}
+
+/// stdout of a command, trimmed, or a note why not.
+fn sh(prog: &str, args: &[&str]) -> String {
+    match Command::new(prog)
+        .args(args)
+        .current_dir(crate::workspace_root())
+        .output()
+    {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => format!("unknown ({prog} failed: {})", o.status),
+        Err(e) => format!("unknown ({prog}: {e})"),
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn run(opts: BenchOpts) -> Result<()> {
+    Command::new("redis-benchmark")
+        .arg("--version")
+        .output()
+        .context("redis-benchmark not found: apt-get install -y redis-tools")?;
+    let redis_version = if opts.kvd_only {
+        None
+    } else {
+        match Command::new("redis-server").arg("--version").output() {
+            Ok(o) if o.status.success() => {
+                Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
+            }
+            _ => {
+                eprintln!("xtask bench: redis-server not found (apt-get install -y redis-server): kvd only");
+                None
+            }
+        }
+    };
+    let bin = match &opts.bin {
+        Some(b) => b.clone(),
+        None => {
+            crate::run(crate::cargo().args(["build", "--release", "-p", "kvd"]))?;
+            crate::target_dir().join("release/kvd")
+        }
+    };
+    ensure!(bin.exists(), "kvd binary {} does not exist", bin.display());
+
+    let rows = matrix(opts.requests, opts.keys);
+    let servers: Vec<Server> = if redis_version.is_some() {
+        vec![Server::Kvd, Server::Redis]
+    } else {
+        vec![Server::Kvd]
+    };
+
+    let commit = sh("git", &["rev-parse", "HEAD"]);
+    let status = sh("git", &["status", "--porcelain", "--untracked-files=no"]);
+    let dirty = !status.is_empty() && !status.starts_with("unknown (");
+    let mut md = String::new();
+    let _ = writeln!(md, "# kvd vs redis-server: redis-benchmark matrix\n");
+    let _ = writeln!(
+        md,
+        "- date: {}",
+        sh("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"])
+    );
+    let _ = writeln!(
+        md,
+        "- host: Linux {} (`uname -r`), nproc {}, {}",
+        sh("uname", &["-r"]),
+        sh("nproc", &[]),
+        cpu_model()
+    );
+    let _ = writeln!(
+        md,
+        "- load average at start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    let _ = writeln!(
+        md,
+        "- kvd: commit {commit}{} ({}, `{}`)",
+        if dirty { " + uncommitted changes" } else { "" },
+        sh(&bin.to_string_lossy(), &["--version"]),
+        bin.display()
+    );
+    let _ = writeln!(
+        md,
+        "- redis-server: {}",
+        redis_version.as_deref().unwrap_or("not run")
+    );
+    let _ = writeln!(md, "- client: {}", sh("redis-benchmark", &["--version"]));
+    let _ = writeln!(
+        md,
+        "- settings: {} repetition(s) per mode, server order alternating (A B, B A, ...), medians reported; {} requests per row ({} on the -P 16 rows); {} preloaded keys `key:%012d` with {VALUE_SIZE}-byte values (one connection, pipelines of {PRELOAD_BATCH} SETs); single-threaded redis-benchmark (no --threads); servers on 127.0.0.1, unpinned, fresh data directory per run{}",
+        opts.reps,
+        opts.requests,
+        opts.requests * 5,
+        opts.keys,
+        if opts.quick { "; --quick" } else { "" }
+    );
+    let _ = writeln!(md, "\nRows (`redis-benchmark -h 127.0.0.1 -p PORT --csv` + arguments; `{SHA}` is the SHA1 from SCRIPT LOAD):\n");
+    for r in &rows {
+        let _ = writeln!(md, "- {}: `{}`", r.name, shell_words(&r.args));
+    }
+    println!("{md}");
+
+    let mut cx = Ctx {
+        opts: &opts,
+        kvd_bin: &bin,
+        rows: &rows,
+        loads: Vec::new(),
+        seq: 0,
+    };
+    for &mode in &opts.modes {
+        // results[server][row][rep]
+        let mut results: Vec<Vec<Vec<Outcome>>> = vec![vec![Vec::new(); rows.len()]; servers.len()];
+        let mut preloads: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+        let mut notes = BTreeSet::new();
+        cx.loads.clear();
+        for rep in 0..opts.reps {
+            let mut order = servers.clone();
+            if rep % 2 == 1 {
+                order.reverse();
+            }
+            for s in order {
+                eprintln!(
+                    "xtask bench: mode {}, repetition {}/{}, {}",
+                    mode.name(),
+                    rep + 1,
+                    opts.reps,
+                    s.name()
+                );
+                let i = servers.iter().position(|x| *x == s).expect("listed");
+                let run = run_server(&mut cx, s, mode)?;
+                for (slot, o) in results[i].iter_mut().zip(run.outcomes) {
+                    slot.push(o);
+                }
+                preloads[i].extend(run.preload_secs);
+                notes.extend(run.notes);
+            }
+        }
+        let agg: Vec<Vec<Outcome>> = results
+            .iter()
+            .map(|per_row| per_row.iter().map(|reps| aggregate(reps)).collect())
+            .collect();
+        let mut sec = String::new();
+        let _ = writeln!(sec, "\n## mode {}: `{}`\n", mode.name(), mode_args(mode));
+        sec.push_str(&table(&rows, &agg[0], agg.get(1).map(Vec::as_slice)));
+        sec.push('\n');
+        for n in &notes {
+            let _ = writeln!(sec, "- note: {n}");
+        }
+        for (i, s) in servers.iter().enumerate() {
+            if !preloads[i].is_empty() {
+                let _ = writeln!(
+                    sec,
+                    "- preload of {} keys, {}: median {:.2} s",
+                    opts.keys,
+                    s.name(),
+                    median(&preloads[i])
+                );
+            }
+        }
+        if !cx.loads.is_empty() {
+            let _ = writeln!(
+                sec,
+                "- load average (1 min) sampled before each run: min {:.2}, median {:.2}, max {:.2}",
+                cx.loads.iter().copied().fold(f64::INFINITY, f64::min),
+                median(&cx.loads),
+                cx.loads.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            );
+        }
+        println!("{sec}");
+        md.push_str(&sec);
+        // Raw ops/s per repetition, in run order.
+        let _ = writeln!(
+            md,
+            "\n<details><summary>ops/s per repetition (in run order; kvd ran first in repetitions 1, 3, ...)</summary>\n"
+        );
+        let _ = writeln!(
+            md,
+            "| row | {} |\n|---|{}",
+            servers
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(servers.len())
+        );
+        for (ri, r) in rows.iter().enumerate() {
+            let per: Vec<String> = results
+                .iter()
+                .map(|res| {
+                    res[ri]
+                        .iter()
+                        .map(|o| match o {
+                            Outcome::Ok(s) => format!("{:.0}", s.rps),
+                            Outcome::Na(_) => "n/a".into(),
+                            Outcome::Err(_) => "error".into(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect();
+            let _ = writeln!(md, "| {} | {} |", r.name, per.join(" | "));
+        }
+        let _ = writeln!(md, "\n</details>\n");
+    }
+
+    let dir = crate::workspace_root().join("bench-results");
+    std::fs::create_dir_all(&dir)?;
+    let stamp = sh("date", &["-u", "+%Y%m%d-%H%M%S"]);
+    let mut file = dir.join(format!("bench-{stamp}.md"));
+    for i in 2.. {
+        if !file.exists() {
+            break;
+        }
+        file = dir.join(format!("bench-{stamp}-{i}.md"));
+    }
+    std::fs::write(&file, md)?;
+    eprintln!("xtask bench: wrote {}", file.display());
+    Ok(())
+}
+
+/// A mode's server options, shell-quoted.
+fn mode_args(mode: Mode) -> String {
+    shell_words(
+        &mode
+            .server_args()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Arguments as a shell would need them quoted (for the report).
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_:,.=/<>{}".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("\"{}\"", a.replace('"', "\\\""))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Captured from redis-benchmark 7.0.15 (`-t set --csv`, then a custom
+    /// command whose name holds commas).
+    const SET_CSV: &str = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\"SET\",\"25316.46\",\"1.438\",\"0.272\",\"1.007\",\"5.431\",\"8.095\",\"8.503\"\n";
+    const EVAL_CSV: &str = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\r\n\"eval local v = tonumber(redis.call('GET', KEYS[1])) or 0 redis.call('SET', KEYS[1], v + 1) return v + 1 1 key:__rand_int__\",\"19801.98\",\"2.311\",\"0.168\",\"0.895\",\"8.967\",\"9.951\",\"10.423\"\r\n";
+
+    #[test]
+    fn parses_redis_benchmark_csv() {
+        assert_eq!(
+            parse_csv(SET_CSV).unwrap(),
+            Sample {
+                rps: 25316.46,
+                p50: 1.007,
+                p99: 8.095
+            }
+        );
+        let s = parse_csv(EVAL_CSV).unwrap();
+        assert_eq!((s.rps, s.p50, s.p99), (19801.98, 0.895, 9.951));
+        // Columns are found by name, not position.
+        let swapped =
+            "\"p99_latency_ms\",\"test\",\"p50_latency_ms\",\"rps\"\n\"2\",\"GET\",\"1\",\"100\"";
+        assert_eq!(
+            parse_csv(swapped).unwrap(),
+            Sample {
+                rps: 100.0,
+                p50: 1.0,
+                p99: 2.0
+            }
+        );
+        // Header only (redis-benchmark exits after a server error): no result.
+        assert!(parse_csv(SET_CSV.lines().next().unwrap()).is_err());
+        assert!(parse_csv("SET: 124999.99 requests per second, p50=4.687 msec").is_err());
+    }
+
+    #[test]
+    fn splits_quoted_csv() {
+        assert_eq!(split_csv(r#""a,b","c""d",e"#), ["a,b", "c\"d", "e"]);
+        assert_eq!(split_csv(""), [""]);
+    }
+
+    #[test]
+    fn server_errors() {
+        let err = "Error from server: ERR unknown command 'EVAL', with args beginning with: 'return 'hello'' '0' \n";
+        let e = benchmark_error(err).unwrap();
+        assert_eq!(
+            short_error(&e),
+            "Error from server: ERR unknown command 'EVAL'"
+        );
+        assert_eq!(
+            benchmark_error("x\nCould not connect to Redis at 127.0.0.1:1: Connection refused\n")
+                .unwrap(),
+            "Could not connect to Redis at 127.0.0.1:1: Connection refused"
+        );
+        assert_eq!(benchmark_error(" \n"), None);
+    }
+
+    #[test]
+    fn reads_kvd_startup_warning_and_info() {
+        let log = "\u{1b}[2m2026-11-22T08:00:00Z\u{1b}[0m \u{1b}[33m WARN\u{1b}[0m option 'appendonly' is set but kvd has no persistence yet: it is stored for CONFIG GET only\n INFO Ready\n";
+        let path = std::env::temp_dir().join(format!("xbench-log-test-{}", std::process::id()));
+        std::fs::write(&path, log).unwrap();
+        let clean = read_log(&path);
+        let _ = std::fs::remove_file(&path);
+        assert!(!clean.contains('\u{1b}'));
+        assert_eq!(
+            warnings_about(&clean, "appendonly"),
+            ["option 'appendonly' is set but kvd has no persistence yet"]
+        );
+        let info = "# Persistence\r\nloading:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n";
+        assert_eq!(info_field(info, "aof_enabled").as_deref(), Some("0"));
+        assert_eq!(info_field(info, "aof_rewrite"), None);
+    }
+
+    #[test]
+    fn medians_and_aggregation() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        let s = |rps| {
+            Outcome::Ok(Sample {
+                rps,
+                p50: rps / 10.0,
+                p99: rps,
+            })
+        };
+        assert_eq!(
+            aggregate(&[s(10.0), s(30.0), s(20.0)]),
+            Outcome::Ok(Sample {
+                rps: 20.0,
+                p50: 2.0,
+                p99: 20.0
+            })
+        );
+        let na = Outcome::Na("ERR unknown command 'EVAL'".into());
+        assert_eq!(aggregate(&[na.clone(), na.clone()]), na);
+        assert!(matches!(
+            aggregate(&[s(1.0), Outcome::Err("x".into())]),
+            Outcome::Err(_)
+        ));
+    }
+
+    #[test]
+    fn matrix_rows() {
+        let rows = matrix(200_000, 1_000_000);
+        assert_eq!(rows.len(), 10);
+        let args = |i: usize| rows[i].args.join(" ");
+        assert_eq!(args(0), "-c 50 -n 200000 -r 1000000 -d 64 -t set");
+        assert_eq!(args(2), "-c 50 -P 16 -n 1000000 -r 1000000 -d 64 -t set");
+        assert!(args(8).starts_with("-c 50 -n 200000 -r 1000000 evalsha <sha> 1 key:"));
+        assert_eq!(args(9), "-c 100 -n 100000 -r 100000 -d 64 -t set");
+        assert_eq!(rows[9].name, "SET -c 100 -n 100000 -r 100000");
+        assert_eq!(
+            matrix(10_000, 10).last().unwrap().name,
+            "SET -c 100 -n 10000 -r 100000"
+        );
+        // The probes hit the preloaded keyspace.
+        assert_eq!(rows[1].probe, ["GET", "key:000000000000"]);
+        assert_eq!(rows[5].probe.len(), 21);
+    }
+}
