@@ -7,6 +7,9 @@ use resp_codec::{encode, Protocol};
 
 use crate::util::i64_to_bytes;
 
+/// Redis's reply to a command on a key of another type.
+pub const WRONGTYPE: &[u8] = b"WRONGTYPE Operation against a key holding the wrong kind of value";
+
 /// Output buffer + protocol version.
 #[derive(Debug)]
 pub struct Out {
@@ -112,7 +115,7 @@ impl Out {
 
     /// `WRONGTYPE ...`.
     pub fn wrong_type(&mut self) {
-        self.error(b"WRONGTYPE Operation against a key holding the wrong kind of value");
+        self.error(WRONGTYPE);
     }
 
     /// Arity error for a command or `container|sub` name.

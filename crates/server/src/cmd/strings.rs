@@ -8,8 +8,9 @@ use super::table::{Cmd, CommandSpec};
 use super::{int_arg, is, CmdResult, Ctx};
 use crate::keyspace::engine::Decision;
 use crate::keyspace::{effect, Db, TYPE_STRING};
-use crate::reply::Out;
+use crate::reply::{Out, WRONGTYPE};
 use crate::util::{format_f64_human, parse_f64, parse_i64};
+use hybrid_log::RecordMeta;
 
 const TOO_BIG: &[u8] = b"ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
@@ -116,7 +117,7 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
             let mut res: Result<usize, &[u8]> = Ok(0);
             db.update(&args[1], |o, new| match o {
                 Some((_, m)) if m.value_type != TYPE_STRING => {
-                    res = Err(b"WRONGTYPE Operation against a key holding the wrong kind of value");
+                    res = Err(WRONGTYPE);
                     Decision::Keep
                 }
                 Some((v, m)) => {
@@ -539,7 +540,7 @@ fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     db.update(&args[1], |o, new| {
         let (cur, meta): (&[u8], _) = match o {
             Some((_, m)) if m.value_type != TYPE_STRING => {
-                res = Err(b"WRONGTYPE Operation against a key holding the wrong kind of value");
+                res = Err(WRONGTYPE);
                 return Decision::Keep;
             }
             Some((v, m)) => (v, *m),
@@ -569,23 +570,35 @@ fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+const NOT_INTEGER: &[u8] = b"ERR value is not an integer or out of range";
+const NOT_FLOAT: &[u8] = b"ERR value is not a valid float";
+
+/// The number an INCR-family command starts from: the key's value parsed
+/// with `parse` and its meta, or `zero` with a fresh string meta when the
+/// key is absent; `WRONGTYPE` or `not_a_number` otherwise.
+fn current_number<T>(
+    old: Option<(&[u8], &RecordMeta)>,
+    zero: T,
+    parse: impl Fn(&[u8]) -> Option<T>,
+    not_a_number: &'static [u8],
+) -> Result<(T, RecordMeta), &'static [u8]> {
+    match old {
+        Some((_, m)) if m.value_type != TYPE_STRING => Err(WRONGTYPE),
+        Some((v, m)) => parse(v).map(|n| (n, *m)).ok_or(not_a_number),
+        None => Ok((zero, Db::string_meta(0))),
+    }
+}
+
 fn incr_by(ctx: &mut Ctx<'_, '_>, key: &[u8], by: i64) -> CmdResult {
     let (mut db, out) = ctx.db_out();
     let mut res: Result<i64, &[u8]> = Ok(0);
     db.update(key, |o, new| {
-        let (cur, meta) = match o {
-            Some((_, m)) if m.value_type != TYPE_STRING => {
-                res = Err(b"WRONGTYPE Operation against a key holding the wrong kind of value");
+        let (cur, meta) = match current_number(o, 0, parse_i64, NOT_INTEGER) {
+            Ok(c) => c,
+            Err(e) => {
+                res = Err(e);
                 return Decision::Keep;
             }
-            Some((v, m)) => match parse_i64(v) {
-                Some(n) => (n, *m),
-                None => {
-                    res = Err(b"ERR value is not an integer or out of range");
-                    return Decision::Keep;
-                }
-            },
-            None => (0, Db::string_meta(0)),
         };
         let Some(n) = cur.checked_add(by) else {
             res = Err(b"ERR increment or decrement would overflow");
@@ -605,25 +618,18 @@ fn incr_by(ctx: &mut Ctx<'_, '_>, key: &[u8], by: i64) -> CmdResult {
 
 fn incr_by_float(ctx: &mut Ctx<'_, '_>, key: &[u8], by: &[u8]) -> CmdResult {
     let Some(by) = parse_f64(by) else {
-        ctx.out.error(b"ERR value is not a valid float");
+        ctx.out.error(NOT_FLOAT);
         return Ok(());
     };
     let (mut db, out) = ctx.db_out();
     let mut res: Result<String, &[u8]> = Ok(String::new());
     db.update(key, |o, new| {
-        let (cur, meta) = match o {
-            Some((_, m)) if m.value_type != TYPE_STRING => {
-                res = Err(b"WRONGTYPE Operation against a key holding the wrong kind of value");
+        let (cur, meta) = match current_number(o, 0.0, parse_f64, NOT_FLOAT) {
+            Ok(c) => c,
+            Err(e) => {
+                res = Err(e);
                 return Decision::Keep;
             }
-            Some((v, m)) => match parse_f64(v) {
-                Some(n) => (n, *m),
-                None => {
-                    res = Err(b"ERR value is not a valid float");
-                    return Decision::Keep;
-                }
-            },
-            None => (0.0, Db::string_meta(0)),
         };
         let n = cur + by;
         if !n.is_finite() {
