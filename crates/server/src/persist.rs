@@ -278,7 +278,10 @@ pub fn save(shared: &Shared, why: &str) -> Result<hybrid_log::CheckpointInfo, St
         );
         let started_unix_ms = now_ms();
         let r = shared.keyspace.store().checkpoint_with(|| {
+            // Everything the token describes is read while the gate is still
+            // held exclusively: nothing changes keys until it is released.
             let db_map = shared.keyspace.db_map();
+            let counts = shared.keyspace.counts_snapshot();
             // Only enqueues: everything submitted before is before the cut.
             let ticket = aof.map(|a| a.rotate());
             drop(gate.take());
@@ -296,7 +299,7 @@ pub fn save(shared: &Shared, why: &str) -> Result<hybrid_log::CheckpointInfo, St
                 db_map,
                 started_unix_ms,
                 aof_position,
-                counts: Some(shared.keyspace.counts_snapshot()),
+                counts: Some(counts),
             }
             .encode()
         });
