@@ -243,20 +243,9 @@ const CLIENT_HELP: &[&str] = &[
 
 fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
     let spec = super::table::lookup(b"client").expect("client in table");
-    let Some(sub) = super::table::lookup_sub(spec, &args[1]) else {
-        ctx.out.error(
-            format!(
-                "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-                lossy(&args[1]).chars().take(128).collect::<String>()
-            )
-            .as_bytes(),
-        );
+    let Some(sub) = super::subcommand(ctx.out, spec, args) else {
         return;
     };
-    if !super::table::arity_ok(sub.arity, args.len()) {
-        ctx.out.wrong_args(&format!("client|{}", sub.name));
-        return;
-    }
     match sub.name {
         "id" => ctx.out.int(ctx.conn.handle.id as i64),
         "setname" => {

@@ -64,6 +64,33 @@ pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
+/// Resolves `args[1]` as a subcommand of the container command `spec`
+/// (CLIENT, CONFIG, COMMAND). Replies Redis's unknown-subcommand or arity
+/// error and returns None when there is no such subcommand or the argument
+/// count is wrong for it.
+pub fn subcommand(
+    out: &mut Out,
+    spec: &table::CommandSpec,
+    args: &[Bytes],
+) -> Option<&'static table::SubSpec> {
+    let Some(sub) = table::lookup_sub(spec, &args[1]) else {
+        out.error(
+            format!(
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                lossy(&args[1]).chars().take(128).collect::<String>(),
+                spec.name.to_ascii_uppercase()
+            )
+            .as_bytes(),
+        );
+        return None;
+    };
+    if !table::arity_ok(sub.arity, args.len()) {
+        out.wrong_args(&format!("{}|{}", spec.name, sub.name));
+        return None;
+    }
+    Some(sub)
+}
+
 /// Redis's unknown-command text.
 fn unknown_command(args: &[Bytes]) -> String {
     let mut list = String::new();

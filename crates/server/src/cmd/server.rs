@@ -347,20 +347,9 @@ const CONFIG_HELP: &[&str] = &[
 ];
 
 fn config(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
-    let Some(sub) = table::lookup_sub(spec, &args[1]) else {
-        ctx.out.error(
-            format!(
-                "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-                lossy(&args[1]).chars().take(128).collect::<String>()
-            )
-            .as_bytes(),
-        );
+    let Some(sub) = super::subcommand(ctx.out, spec, args) else {
         return;
     };
-    if !table::arity_ok(sub.arity, args.len()) {
-        ctx.out.wrong_args(&format!("config|{}", sub.name));
-        return;
-    }
     match sub.name {
         "get" => {
             let cfg = ctx.shared.config();
@@ -608,20 +597,9 @@ fn command(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
         }
         return;
     }
-    let Some(sub) = table::lookup_sub(spec, &args[1]) else {
-        out.error(
-            format!(
-                "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-                lossy(&args[1]).chars().take(128).collect::<String>()
-            )
-            .as_bytes(),
-        );
+    let Some(sub) = super::subcommand(out, spec, args) else {
         return;
     };
-    if !table::arity_ok(sub.arity, args.len()) {
-        out.wrong_args(&format!("command|{}", sub.name));
-        return;
-    }
     match sub.name {
         "count" => out.int(COMMANDS.len() as i64),
         "info" => {
