@@ -1,0 +1,497 @@
+//! One sandboxed Lua 5.1 VM with the `redis` API, built once per worker.
+//!
+//! Sandbox (what Redis 7 scripts may use): the base library minus
+//! `loadfile`, `dofile`, `load`, `print` and `coroutine` (a coroutine
+//! would run outside the kill hook); `loadstring` refuses bytecode;
+//! `table`, `string`, `math`, `os.clock` only, `cjson`, `cmsgpack`, `bit`,
+//! `struct`; no `io`, `package`/`require`, `debug`. Globals are read-only:
+//! creating one raises `Attempt to modify a readonly table` and reading an
+//! undefined one raises `Script attempted to access nonexistent global
+//! variable`. Library tables are read-only proxies, `rawset` refuses them
+//! and `_G`, and their metatables are locked, so one script cannot change
+//! what the next one sees.
+//!
+//! `pcall`/`xpcall` are wrapped: after the protected call returns they
+//! re-raise a pending abort (kill, memory limit, undeclared key), so a
+//! script cannot swallow one.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use resp_codec::{Frame, Protocol};
+
+use crate::{convert, CallAbort, Calls, HOOK_EVERY};
+
+/// Version reported as `redis.REDIS_VERSION`.
+pub const REDIS_VERSION: &str = "7.0.15";
+/// `redis.REDIS_VERSION_NUM`.
+pub const REDIS_VERSION_NUM: i64 = 0x0007_000f;
+
+/// Why a run stops whatever the script does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abort {
+    /// `SCRIPT KILL` / `FUNCTION KILL`.
+    Killed,
+    /// The VM's memory limit.
+    Memory,
+    /// A call touched an undeclared key: re-run exclusively.
+    Undeclared,
+    /// `FUNCTION LOAD` ran past its time limit.
+    LoadTimeout,
+}
+
+/// The per-run context `redis.call` and the hook read (swapped in and
+/// out by the worker for each run; never rebuilt by the VM).
+pub struct RunCtx {
+    /// The host's command context (None while a library loads).
+    pub calls: Option<Rc<RefCell<dyn Calls>>>,
+    /// `redis.setresp(3)` was called.
+    pub resp3: bool,
+    /// Writes are refused.
+    pub read_only: bool,
+    /// Set by SCRIPT KILL / FUNCTION KILL.
+    pub kill: Arc<AtomicBool>,
+    /// The pending abort, if any.
+    pub abort: Option<Abort>,
+    /// Line of the script that raised the last `redis.call` error.
+    pub err_line: Option<usize>,
+    /// A function rather than an EVAL script (for the kill message).
+    pub is_function: bool,
+    /// Deadline of a library load.
+    pub deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for RunCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunCtx")
+            .field("resp3", &self.resp3)
+            .field("read_only", &self.read_only)
+            .field("abort", &self.abort)
+            .finish()
+    }
+}
+
+thread_local! {
+    /// The run in progress on this worker thread.
+    pub static RUN: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
+}
+
+impl RunCtx {
+    /// A fresh context.
+    pub fn new(kill: Arc<AtomicBool>) -> Self {
+        RunCtx {
+            calls: None,
+            resp3: false,
+            read_only: false,
+            kill,
+            abort: None,
+            err_line: None,
+            is_function: false,
+            deadline: None,
+        }
+    }
+}
+
+/// The error text of an abort.
+pub fn abort_message(a: Abort, is_function: bool) -> &'static str {
+    match (a, is_function) {
+        (Abort::Killed, false) => "ERR Script killed by user with SCRIPT KILL...",
+        (Abort::Killed, true) => "ERR Script killed by user with FUNCTION KILL...",
+        (Abort::Memory, _) => {
+            "ERR Script exceeded the Lua VM memory limit (lua-memory-limit): nothing was applied"
+        }
+        (Abort::Undeclared, _) => "ERR Script accessed a key it did not declare",
+        (Abort::LoadTimeout, _) => "ERR FUNCTION LOAD timeout",
+    }
+}
+
+/// Notes a kill or load timeout as the pending abort; returns it.
+fn check_stop(ctx: &mut RunCtx) -> Option<Abort> {
+    if ctx.abort.is_none() {
+        if ctx.kill.load(Ordering::Acquire) {
+            ctx.abort = Some(Abort::Killed);
+        } else if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
+            ctx.abort = Some(Abort::LoadTimeout);
+        }
+    }
+    ctx.abort
+}
+
+fn pending_abort() -> Option<(Abort, bool)> {
+    RUN.with(|r| {
+        let mut r = r.borrow_mut();
+        let ctx = r.as_mut()?;
+        check_stop(ctx).map(|a| (a, ctx.is_function))
+    })
+}
+
+/// One worker's VM and the handles the worker needs.
+#[derive(Debug)]
+pub struct Vm {
+    /// The state.
+    pub lua: Lua,
+    /// The original `pcall` (the runs' driver).
+    pub raw_pcall: Function,
+    /// The real globals table.
+    pub globals: Table,
+    /// The real `redis` table (swapped into a library's environment once
+    /// it has loaded).
+    pub redis: Table,
+}
+
+/// Lua number formatting as Lua 5.1's `tostring` (`%.14g`).
+pub fn fmt_number(n: f64) -> String {
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan" } else { "nan" }.into();
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if n == n.trunc() && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    // %.14g: 14 significant digits, trailing zeros trimmed.
+    let exp = n.abs().log10().floor() as i32;
+    if !(-5..14).contains(&exp) {
+        let s = format!("{:.13e}", n);
+        let (mant, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let mant = if mant.contains('.') {
+            mant.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            mant
+        };
+        let e: i32 = e.parse().unwrap_or(0);
+        format!("{mant}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    } else {
+        let decimals = (13 - exp).max(0) as usize;
+        let s = format!("{:.*}", decimals, n);
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    }
+}
+
+/// Converts `redis.call` arguments; Redis's error text on a bad one.
+fn call_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+    if args.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        match a {
+            Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => out.push(Bytes::from(i.to_string())),
+            Value::Number(n) => out.push(Bytes::from(fmt_number(n))),
+            _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    Ok(out)
+}
+
+/// `rawcall(protected, ...)`: runs one command through the run's
+/// [`Calls`]. Returns `(reply, flag)`: flag nil = normal reply, 1 = an
+/// error reply that `redis.call` raises, 2 = an abort both raise.
+fn rawcall(lua: &Lua, (protected, args): (bool, MultiValue)) -> mlua::Result<(Value, Option<i64>)> {
+    if let Some((a, f)) = pending_abort() {
+        return Ok((
+            Value::String(lua.create_string(abort_message(a, f))?),
+            Some(2),
+        ));
+    }
+    let error_table = |msg: &[u8]| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set("err", lua.create_string(msg)?)?;
+        Ok(Value::Table(t))
+    };
+    let raise_line = |lua: &Lua| {
+        let line = lua.inspect_stack(2, |d| d.current_line()).flatten();
+        RUN.with(|r| {
+            if let Some(c) = r.borrow_mut().as_mut() {
+                c.err_line = line;
+            }
+        });
+    };
+    let args = match call_args(args) {
+        Ok(a) => a,
+        Err(msg) => {
+            if !protected {
+                raise_line(lua);
+            }
+            return Ok((error_table(msg.as_bytes())?, (!protected).then_some(1)));
+        }
+    };
+    let (calls, resp3, read_only) = RUN.with(|r| {
+        let r = r.borrow();
+        match r.as_ref() {
+            Some(c) => (c.calls.clone(), c.resp3, c.read_only),
+            None => (None, false, false),
+        }
+    });
+    let Some(calls) = calls else {
+        let msg = b"ERR redis.call is not available while a library loads";
+        return Ok((error_table(msg)?, (!protected).then_some(1)));
+    };
+    let res = calls.borrow_mut().call(&args, resp3, read_only);
+    match res {
+        Err(CallAbort::Undeclared) => {
+            RUN.with(|r| {
+                if let Some(c) = r.borrow_mut().as_mut() {
+                    c.abort = Some(Abort::Undeclared);
+                }
+            });
+            Ok((
+                Value::String(lua.create_string(abort_message(Abort::Undeclared, false))?),
+                Some(2),
+            ))
+        }
+        Ok(frame) => {
+            let is_err = matches!(frame, Frame::Error(_));
+            let proto = if resp3 {
+                Protocol::Resp3
+            } else {
+                Protocol::Resp2
+            };
+            let v = convert::reply_to_lua(lua, &frame, proto)?;
+            if is_err && !protected {
+                raise_line(lua);
+                Ok((v, Some(1)))
+            } else {
+                Ok((v, None))
+            }
+        }
+    }
+}
+
+/// `abortcheck(ok, err)`: called by the `pcall` wrappers after the
+/// protected call; notes a memory error as an abort and returns the
+/// pending abort's message (to re-raise), or nil.
+fn abortcheck(lua: &Lua, (ok, err): (bool, Value)) -> mlua::Result<Option<mlua::LuaString>> {
+    if !ok {
+        let oom = match &err {
+            Value::String(s) => &*s.as_bytes() == b"not enough memory",
+            Value::Error(e) => matches!(**e, mlua::Error::MemoryError(_)),
+            _ => false,
+        };
+        if oom {
+            RUN.with(|r| {
+                if let Some(c) = r.borrow_mut().as_mut() {
+                    c.abort.get_or_insert(Abort::Memory);
+                }
+            });
+        }
+    }
+    match pending_abort() {
+        Some((a, f)) => Ok(Some(lua.create_string(abort_message(a, f))?)),
+        None => Ok(None),
+    }
+}
+
+/// Installs the wrappers, the protections and the read-only proxies.
+const PRELUDE: &str = r#"
+local rawcall, abortcheck, loglevel = ...
+local raw_pcall, raw_xpcall, raw_error, raw_rawset = pcall, xpcall, error, rawset
+local raw_setmetatable, raw_type, raw_tostring = setmetatable, type, tostring
+local G = _G
+
+local function recheck(ok, ...)
+  local e = abortcheck(ok, (...))
+  if e then raw_error(e, 0) end
+  return ok, ...
+end
+G.pcall = function(...) return recheck(raw_pcall(...)) end
+G.xpcall = function(f, h) return recheck(raw_xpcall(f, h)) end
+
+local redis = G.redis
+redis.call = function(...)
+  local r, flag = rawcall(false, ...)
+  if flag then raw_error(r, 0) end
+  return r
+end
+redis.pcall = function(...)
+  local r, flag = rawcall(true, ...)
+  if flag == 2 then raw_error(r, 0) end
+  return r
+end
+redis.error_reply = function(e)
+  if raw_type(e) ~= 'string' then raw_error('wrong number or type of arguments', 2) end
+  return {err = e}
+end
+redis.status_reply = function(s)
+  if raw_type(s) ~= 'string' then raw_error('wrong number or type of arguments', 2) end
+  return {ok = s}
+end
+
+local raw_loadstring = loadstring
+G.loadstring = function(s, name)
+  if raw_type(s) == 'string' and s:sub(1, 1) == '\27' then
+    return nil, 'attempt to load a binary chunk (bytecode is not allowed)'
+  end
+  return raw_loadstring(s, name)
+end
+G.load, G.loadfile, G.dofile, G.print, G.coroutine, G.module, G.require = nil, nil, nil, nil, nil, nil, nil
+G.os = {clock = os.clock}
+G.gcinfo = nil
+
+local readonly = {}
+local function deny() raw_error('Attempt to modify a readonly table', 2) end
+local function proxy(t)
+  local p = raw_setmetatable({}, {__index = t, __newindex = deny, __metatable = false})
+  readonly[p] = true
+  return p
+end
+for _, name in ipairs({'string', 'table', 'math', 'os', 'redis', 'bit', 'cjson', 'cmsgpack', 'struct'}) do
+  if G[name] ~= nil then G[name] = proxy(G[name]) end
+end
+readonly[G] = true
+G.rawset = function(t, k, v)
+  if readonly[t] then deny() end
+  return raw_rawset(t, k, v)
+end
+local smt = getmetatable('')
+if smt then smt.__metatable = false end
+raw_setmetatable(G, {
+  __index = function(_, k)
+    raw_error("Script attempted to access nonexistent global variable '" .. raw_tostring(k) .. "'", 2)
+  end,
+  __newindex = deny,
+  __metatable = false,
+})
+"#;
+
+impl Vm {
+    /// Builds a VM: libraries, sandbox, `redis` API, hook, memory limit.
+    pub fn new(memory_limit: usize) -> mlua::Result<Vm> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::OS,
+            LuaOptions::default(),
+        )?;
+        crate::libs::open_all(&lua)?;
+        let globals = lua.globals();
+        let redis = lua.create_table()?;
+        redis.raw_set(
+            "sha1hex",
+            lua.create_function(|lua, s: mlua::LuaString| {
+                lua.create_string(crate::scripts::sha1hex(&s.as_bytes()))
+            })?,
+        )?;
+        redis.raw_set(
+            "log",
+            lua.create_function(|_, args: MultiValue| {
+                let mut it = args.into_iter();
+                let level = it.next().as_ref().and_then(convert::lua_int);
+                let Some(level) = level else {
+                    return Err(mlua::Error::runtime(
+                        "First argument must be a number (log level).",
+                    ));
+                };
+                let msg: Vec<String> = it
+                    .map(|v| match v {
+                        Value::String(s) => s.to_string_lossy(),
+                        Value::Integer(i) => i.to_string(),
+                        Value::Number(n) => fmt_number(n),
+                        other => format!("{other:?}"),
+                    })
+                    .collect();
+                let msg = msg.join(" ");
+                match level {
+                    0 => tracing::debug!(target: "lua", "{msg}"),
+                    1 | 2 => tracing::info!(target: "lua", "{msg}"),
+                    3 => tracing::warn!(target: "lua", "{msg}"),
+                    _ => return Err(mlua::Error::runtime("Invalid debug level.")),
+                }
+                Ok(())
+            })?,
+        )?;
+        redis.raw_set(
+            "setresp",
+            lua.create_function(|_, v: Value| {
+                let n = convert::lua_int(&v);
+                if n != Some(2) && n != Some(3) {
+                    return Err(mlua::Error::runtime("RESP version must be 2 or 3."));
+                }
+                RUN.with(|r| {
+                    if let Some(c) = r.borrow_mut().as_mut() {
+                        c.resp3 = n == Some(3);
+                    }
+                });
+                Ok(())
+            })?,
+        )?;
+        redis.raw_set(
+            "set_repl",
+            lua.create_function(|_, v: Value| match convert::lua_int(&v) {
+                Some(0..=3) => Ok(()),
+                _ => Err(mlua::Error::runtime(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                )),
+            })?,
+        )?;
+        redis.raw_set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+        redis.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+        redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+        for (k, v) in [
+            ("LOG_DEBUG", 0),
+            ("LOG_VERBOSE", 1),
+            ("LOG_NOTICE", 2),
+            ("LOG_WARNING", 3),
+            ("REPL_NONE", 0),
+            ("REPL_AOF", 1),
+            ("REPL_SLAVE", 2),
+            ("REPL_REPLICA", 2),
+            ("REPL_ALL", 3),
+        ] {
+            redis.raw_set(k, v)?;
+        }
+        redis.raw_set("REDIS_VERSION", REDIS_VERSION)?;
+        redis.raw_set("REDIS_VERSION_NUM", REDIS_VERSION_NUM)?;
+        globals.raw_set("redis", redis)?;
+        let raw_pcall: Function = globals.raw_get("pcall")?;
+        let prelude = lua.load(PRELUDE).set_name("=kvd_prelude").into_function()?;
+        prelude.call::<()>((
+            lua.create_function(rawcall)?,
+            lua.create_function(abortcheck)?,
+            Value::Nil,
+        ))?;
+        // The proxied redis table scripts see.
+        let redis: Table = globals.raw_get("redis")?;
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            |_lua, _debug| match pending_abort() {
+                Some((a, f)) => Err(mlua::Error::runtime(abort_message(a, f))),
+                None => Ok(VmState::Continue),
+            },
+        )?;
+        if memory_limit > 0 {
+            lua.set_memory_limit(memory_limit)?;
+        }
+        Ok(Vm {
+            lua,
+            raw_pcall,
+            globals,
+            redis,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_like_lua() {
+        assert_eq!(fmt_number(3.0), "3");
+        assert_eq!(fmt_number(-2.5), "-2.5");
+        assert_eq!(fmt_number(0.1), "0.1");
+        assert_eq!(fmt_number(1.0 / 3.0), "0.33333333333333");
+        assert_eq!(fmt_number(1e20), "1e+20");
+        assert_eq!(fmt_number(1.5e-7), "1.5e-07");
+        assert_eq!(fmt_number(123456.789), "123456.789");
+    }
+}

@@ -1,0 +1,671 @@
+//! A worker thread: one VM, its compiled scripts and loaded functions, and
+//! the run protocol (isolate through the host, run, commit or discard,
+//! re-run exclusively after an undeclared key).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mlua::chunk::ChunkMode;
+use mlua::{Function, MultiValue, Table, Value};
+use resp_codec::{encode, Protocol};
+
+use crate::functions::{self, FunctionFlags, FunctionMeta, Library};
+use crate::scripts::{compilable, sha1hex, shebang_flags};
+use crate::vm::{abort_message, Abort, RunCtx, Vm, RUN};
+use crate::{convert, Access, Calls, Host, Job, Request, Response, Running, Shared, Verdict};
+
+/// A message to a worker.
+pub(crate) enum Msg<H: Host> {
+    Run(Request<H::Caller>, flume::Sender<Response<H::Receipt>>),
+    Stop,
+}
+
+/// Time a library's top-level code may run (`FUNCTION LOAD`).
+const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
+
+struct Worker<H: Host> {
+    id: usize,
+    shared: Arc<Shared>,
+    host: Arc<H>,
+    vm: Vm,
+    /// Compiled EVAL scripts by SHA1, with their shebang flags.
+    compiled: HashMap<String, (Function, Option<FunctionFlags>)>,
+    scripts_gen: u64,
+    /// Loaded functions by name.
+    funcs: HashMap<String, (Function, FunctionFlags)>,
+    funcs_version: u64,
+    kill: Arc<AtomicBool>,
+}
+
+pub(crate) fn main<H: Host>(
+    id: usize,
+    shared: Arc<Shared>,
+    host: Arc<H>,
+    rx: flume::Receiver<Msg<H>>,
+) {
+    let vm = match Vm::new(shared.config.memory_limit) {
+        Ok(vm) => vm,
+        Err(e) => {
+            tracing::error!("Lua worker {id} could not build its VM: {e}");
+            while let Ok(Msg::Run(_, tx)) = rx.recv() {
+                shared.queued[id].fetch_sub(1, Ordering::Relaxed);
+                let _ = tx.send(error_response(b"ERR the Lua VM could not be created"));
+            }
+            return;
+        }
+    };
+    let mut w = Worker {
+        id,
+        scripts_gen: shared.scripts.generation(),
+        shared,
+        host,
+        vm,
+        compiled: HashMap::new(),
+        funcs: HashMap::new(),
+        funcs_version: u64::MAX,
+        kill: Arc::new(AtomicBool::new(false)),
+    };
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Stop => break,
+            Msg::Run(req, tx) => {
+                let resp = w.handle(req);
+                w.shared.queued[id].fetch_sub(1, Ordering::Relaxed);
+                let _ = tx.send(resp);
+            }
+        }
+    }
+}
+
+fn error_response<R>(msg: &[u8]) -> Response<R> {
+    let mut reply = BytesMut::new();
+    encode::error(&mut reply, &convert::one_line(msg));
+    Response {
+        reply,
+        receipt: None,
+        is_error: true,
+    }
+}
+
+fn bulk_response<R>(b: &[u8]) -> Response<R> {
+    let mut reply = BytesMut::new();
+    encode::bulk(&mut reply, b);
+    Response {
+        reply,
+        receipt: None,
+        is_error: false,
+    }
+}
+
+/// The message of an mlua error, without mlua's traceback decoration.
+pub(crate) fn error_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) | mlua::Error::MemoryError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => error_text(cause),
+        mlua::Error::WithContext { cause, .. } => error_text(cause),
+        other => other.to_string(),
+    }
+}
+
+fn is_memory_error(v: &Value) -> bool {
+    match v {
+        Value::String(s) => &*s.as_bytes() == b"not enough memory",
+        Value::Error(e) => {
+            let mut e: &mlua::Error = e;
+            loop {
+                match e {
+                    mlua::Error::MemoryError(_) => return true,
+                    mlua::Error::CallbackError { cause, .. } => e = cause,
+                    _ => return false,
+                }
+            }
+        }
+        _ => false,
+    }
+}
+
+/// `user_script:12: …` → 12.
+fn line_of(msg: &str, source: &str) -> Option<usize> {
+    let rest = msg.strip_prefix(source)?.strip_prefix(':')?;
+    rest.split(':').next()?.parse().ok()
+}
+
+/// What one run of the Lua code produced.
+struct RunResult {
+    reply: BytesMut,
+    is_error: bool,
+    abort: Option<Abort>,
+}
+
+/// Which script is running (for error texts).
+struct Named<'a> {
+    name: &'a str,
+    is_function: bool,
+}
+
+impl<H: Host> Worker<H> {
+    fn handle(&mut self, req: Request<H::Caller>) -> Response<H::Receipt> {
+        match req.job.clone() {
+            Job::Eval(body) => match self.compile(&body) {
+                Ok((f, flags)) => {
+                    let sha = sha1hex(&body);
+                    self.execute(req, f, flags, &sha, false)
+                }
+                Err(e) => error_response(e.as_bytes()),
+            },
+            Job::EvalSha(sha) => match self.shared.scripts.get(&sha) {
+                None => error_response(b"NOSCRIPT No matching script. Please use EVAL."),
+                Some(body) => match self.compile(&body) {
+                    Ok((f, flags)) => {
+                        let sha = sha1hex(&body);
+                        self.execute(req, f, flags, &sha, false)
+                    }
+                    Err(e) => error_response(e.as_bytes()),
+                },
+            },
+            Job::Fcall(name) => {
+                self.sync_functions();
+                let name = String::from_utf8_lossy(&name).into_owned();
+                match self.funcs.get(&name).cloned() {
+                    None => error_response(b"ERR Function not found"),
+                    Some((f, flags)) => self.execute(req, f, Some(flags), &name, true),
+                }
+            }
+            Job::ScriptLoad(body) => match self.compile(&body) {
+                Ok(_) => bulk_response(sha1hex(&body).as_bytes()),
+                Err(e) => error_response(e.as_bytes()),
+            },
+            Job::FunctionLoad { code, replace } => {
+                let r = self.load_library(&code).and_then(|(lib, _)| {
+                    let name = lib.name.clone();
+                    self.shared.functions.install(lib, replace).map(|_| name)
+                });
+                match r {
+                    Ok(name) => bulk_response(name.as_bytes()),
+                    Err(e) => error_response(e.as_bytes()),
+                }
+            }
+            Job::FunctionRestore { payload, policy } => {
+                let r = functions::decode_dump(&payload).and_then(|codes| {
+                    let mut libs = Vec::with_capacity(codes.len());
+                    for c in codes {
+                        libs.push(self.load_library(&c)?.0);
+                    }
+                    self.shared.functions.restore(libs, policy)
+                });
+                match r {
+                    Ok(()) => {
+                        let mut reply = BytesMut::new();
+                        encode::simple(&mut reply, b"OK");
+                        Response {
+                            reply,
+                            receipt: None,
+                            is_error: false,
+                        }
+                    }
+                    Err(e) => error_response(e.as_bytes()),
+                }
+            }
+        }
+    }
+
+    /// Compiles (or finds) an EVAL script and caches it.
+    fn compile(&mut self, body: &Bytes) -> Result<(Function, Option<FunctionFlags>), String> {
+        let gen = self.shared.scripts.generation();
+        if gen != self.scripts_gen {
+            self.compiled.clear();
+            self.scripts_gen = gen;
+        }
+        let sha = sha1hex(body);
+        if let Some(c) = self.compiled.get(&sha) {
+            return Ok(c.clone());
+        }
+        let flags = shebang_flags(body)?;
+        let f = self
+            .vm
+            .lua
+            .load(&*compilable(body))
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| {
+                format!(
+                    "ERR Error compiling script (new function): {}",
+                    error_text(&e)
+                )
+            })?;
+        self.compiled.insert(sha, (f.clone(), flags));
+        self.shared.scripts.insert(body.clone());
+        Ok((f, flags))
+    }
+
+    /// Brings this VM's functions up to the registry's version.
+    fn sync_functions(&mut self) {
+        let (version, libs) = self.shared.functions.snapshot();
+        if version == self.funcs_version {
+            return;
+        }
+        self.funcs.clear();
+        for lib in libs {
+            match self.load_library(&lib.code) {
+                Ok((_, fs)) => self.funcs.extend(fs),
+                Err(e) => tracing::warn!("library {} failed to load: {e}", lib.name),
+            }
+        }
+        self.funcs_version = version;
+    }
+
+    /// Runs a library's code in its own environment and collects the
+    /// functions it registers.
+    #[allow(clippy::type_complexity)]
+    fn load_library(
+        &mut self,
+        code: &Bytes,
+    ) -> Result<(Library, HashMap<String, (Function, FunctionFlags)>), String> {
+        let name = functions::library_name(code)?;
+        let lua = &self.vm.lua;
+        let lerr = |e: mlua::Error| format!("ERR {}", error_text(&e));
+        let registered: Rc<RefCell<Vec<(FunctionMeta, Function)>>> = Rc::default();
+        let reg = registered.clone();
+        let register = lua
+            .create_function(move |_, args: MultiValue| {
+                let meta = register_args(args)?;
+                let mut r = reg.borrow_mut();
+                if r.iter().any(|(m, _)| m.name == meta.0.name) {
+                    return Err(mlua::Error::runtime(
+                        "ERR Function already exists in the library",
+                    ));
+                }
+                r.push(meta);
+                Ok(())
+            })
+            .map_err(lerr)?;
+        let load_redis = lua.create_table().map_err(lerr)?;
+        load_redis
+            .raw_set("register_function", register)
+            .map_err(lerr)?;
+        for k in [
+            "log",
+            "LOG_DEBUG",
+            "LOG_VERBOSE",
+            "LOG_NOTICE",
+            "LOG_WARNING",
+            "REDIS_VERSION",
+            "REDIS_VERSION_NUM",
+        ] {
+            let v: Value = self.vm.redis.get(k).map_err(lerr)?;
+            load_redis.raw_set(k, v).map_err(lerr)?;
+        }
+        let env = lua.create_table().map_err(lerr)?;
+        let mt = lua.create_table().map_err(lerr)?;
+        mt.raw_set("__index", self.vm.globals.clone())
+            .map_err(lerr)?;
+        mt.raw_set(
+            "__newindex",
+            lua.create_function(|_, _: MultiValue| {
+                Err::<(), _>(mlua::Error::runtime("Attempt to modify a readonly table"))
+            })
+            .map_err(lerr)?,
+        )
+        .map_err(lerr)?;
+        mt.raw_set("__metatable", false).map_err(lerr)?;
+        env.set_metatable(Some(mt)).map_err(lerr)?;
+        env.raw_set("redis", load_redis).map_err(lerr)?;
+        let chunk = lua
+            .load(&*compilable(code))
+            .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
+            .set_environment(env.clone())
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", error_text(&e)))?;
+        let mut ctx = RunCtx::new(self.kill.clone());
+        self.kill.store(false, Ordering::Release);
+        ctx.deadline = Some(Instant::now() + LOAD_TIMEOUT);
+        RUN.with(|r| *r.borrow_mut() = Some(ctx));
+        let res = self.vm.raw_pcall.call::<MultiValue>(chunk);
+        let ctx = RUN.with(|r| r.borrow_mut().take());
+        let abort = ctx.and_then(|c| c.abort);
+        if let Some(a) = abort {
+            self.after_abort(a);
+            return Err(abort_message(a, true).to_string());
+        }
+        let mut vals = res.map_err(lerr)?.into_iter();
+        if !matches!(vals.next(), Some(Value::Boolean(true))) {
+            let msg = match vals.next() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                Some(Value::Error(e)) => error_text(&e),
+                Some(Value::Table(t)) => t
+                    .raw_get::<Option<mlua::LuaString>>("err")
+                    .ok()
+                    .flatten()
+                    .map(|s| s.to_string_lossy())
+                    .unwrap_or_else(|| "unknown error".into()),
+                _ => "unknown error".into(),
+            };
+            return Err(if msg.starts_with("ERR ") {
+                msg
+            } else {
+                format!("ERR Error registering functions: {msg}")
+            });
+        }
+        let registered = std::mem::take(&mut *registered.borrow_mut());
+        if registered.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        // Calls made by the functions later see the real API.
+        env.raw_set("redis", self.vm.redis.clone()).map_err(lerr)?;
+        let mut map = HashMap::new();
+        let mut metas = Vec::new();
+        for (meta, f) in registered {
+            map.insert(meta.name.clone(), (f, meta.flags));
+            metas.push(meta);
+        }
+        Ok((
+            Library {
+                name,
+                code: code.clone(),
+                functions: metas,
+            },
+            map,
+        ))
+    }
+
+    /// After an abort: a memory-limit hit collects garbage and rebuilds
+    /// the VM if it stays large.
+    fn after_abort(&mut self, a: Abort) {
+        if a != Abort::Memory {
+            return;
+        }
+        let _ = self.vm.lua.gc_collect();
+        let _ = self.vm.lua.gc_collect();
+        let limit = self.shared.config.memory_limit;
+        if limit > 0 && self.vm.lua.used_memory() > limit / 2 {
+            tracing::warn!(
+                "Lua worker {}: VM still large after a memory-limit abort, rebuilding it",
+                self.id
+            );
+            match Vm::new(limit) {
+                Ok(vm) => {
+                    self.vm = vm;
+                    self.compiled.clear();
+                    self.funcs.clear();
+                    self.funcs_version = u64::MAX;
+                }
+                Err(e) => tracing::error!("Lua worker {}: rebuild failed: {e}", self.id),
+            }
+        }
+    }
+
+    /// Runs a script or function for a request: isolation through the
+    /// host, at most one exclusive re-run.
+    fn execute(
+        &mut self,
+        req: Request<H::Caller>,
+        func: Function,
+        flags: Option<FunctionFlags>,
+        name: &str,
+        is_function: bool,
+    ) -> Response<H::Receipt> {
+        if req.read_only && flags.is_some_and(|f| !f.no_writes) {
+            return error_response(
+                b"ERR Can not execute a script with write flag using *_ro command.",
+            );
+        }
+        let read_only = req.read_only || flags.is_some_and(|f| f.no_writes);
+        self.kill.store(false, Ordering::Release);
+        let mut command = Vec::with_capacity(2 + req.keys.len() + req.args.len());
+        command.push(Bytes::from_static(match (is_function, req.read_only) {
+            (true, false) => b"fcall",
+            (true, true) => b"fcall_ro",
+            (false, false) => b"eval",
+            (false, true) => b"eval_ro",
+        }));
+        command.push(Bytes::from(name.to_string()));
+        command.push(Bytes::from(req.keys.len().to_string()));
+        command.extend(req.keys.iter().cloned());
+        command.extend(req.args.iter().cloned());
+        *self.shared.running[self.id]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Running {
+            started: Instant::now(),
+            is_function,
+            name: name.to_string(),
+            command,
+            kill: self.kill.clone(),
+        });
+        let host = self.host.clone();
+        let named = Named { name, is_function };
+        let mut access = Access::Keys;
+        let resp = loop {
+            let mut result: Option<RunResult> = None;
+            let receipt = host.run(&req.caller, &req.keys, access, &mut |calls| {
+                let r = self.run_once(&func, calls, &req, read_only, &named);
+                let verdict = if r.is_error || r.abort.is_some() {
+                    Verdict::Discard
+                } else {
+                    Verdict::Commit
+                };
+                result = Some(r);
+                verdict
+            });
+            let Some(r) = result else {
+                break error_response(b"ERR the server could not run the script");
+            };
+            if r.abort == Some(Abort::Undeclared) && access == Access::Keys {
+                access = Access::Exclusive;
+                continue;
+            }
+            if let Some(a) = r.abort {
+                self.after_abort(a);
+            }
+            break Response {
+                reply: r.reply,
+                receipt: if r.is_error { None } else { receipt },
+                is_error: r.is_error,
+            };
+        };
+        *self.shared.running[self.id]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        resp
+    }
+
+    fn run_once(
+        &self,
+        func: &Function,
+        calls: &Rc<RefCell<H::Calls>>,
+        req: &Request<H::Caller>,
+        read_only: bool,
+        named: &Named<'_>,
+    ) -> RunResult {
+        let dyn_calls: Rc<RefCell<dyn Calls>> = calls.clone();
+        let mut ctx = RunCtx::new(self.kill.clone());
+        ctx.calls = Some(dyn_calls);
+        ctx.read_only = read_only;
+        ctx.is_function = named.is_function;
+        RUN.with(|r| *r.borrow_mut() = Some(ctx));
+        let res = self.call_script(func, req, named.is_function);
+        let ctx = RUN.with(|r| r.borrow_mut().take());
+        let (abort, err_line) = ctx.map_or((None, None), |c| (c.abort, c.err_line));
+        let proto = if req.resp3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        };
+        let mut reply = BytesMut::new();
+        let fail = |reply: &mut BytesMut, abort: Option<Abort>, msg: String| {
+            let _ = abort;
+            encode::error(reply, &convert::one_line(msg.as_bytes()));
+        };
+        let vals = match res {
+            Ok(v) => v,
+            Err(e) => {
+                let abort =
+                    abort.or(matches!(e, mlua::Error::MemoryError(_)).then_some(Abort::Memory));
+                let msg = match abort {
+                    Some(a) => abort_message(a, named.is_function).to_string(),
+                    None => self.decorate(&format!("ERR {}", error_text(&e)), None, named),
+                };
+                fail(&mut reply, abort, msg);
+                return RunResult {
+                    reply,
+                    is_error: true,
+                    abort,
+                };
+            }
+        };
+        let mut it = vals.into_iter();
+        let ok = matches!(it.next(), Some(Value::Boolean(true)));
+        let val = it.next().unwrap_or(Value::Nil);
+        if ok && abort.is_none() {
+            convert::lua_to_reply(&val, &mut reply, proto);
+            let is_error = reply.first() == Some(&b'-');
+            return RunResult {
+                reply,
+                is_error,
+                abort: None,
+            };
+        }
+        let abort = abort.or(is_memory_error(&val).then_some(Abort::Memory));
+        let msg = if let Some(a) = abort {
+            abort_message(a, named.is_function).to_string()
+        } else {
+            match &val {
+                Value::Table(t) => match t.raw_get::<Option<mlua::LuaString>>("err").ok().flatten()
+                {
+                    Some(e) => self.decorate(&e.to_string_lossy(), err_line, named),
+                    None => {
+                        self.decorate("ERR Error running script: unknown error", err_line, named)
+                    }
+                },
+                Value::String(s) => {
+                    self.decorate(&format!("ERR {}", s.to_string_lossy()), None, named)
+                }
+                Value::Error(e) => self.decorate(&format!("ERR {}", error_text(e)), None, named),
+                _ => self.decorate("ERR Error running script: unknown error", err_line, named),
+            }
+        };
+        fail(&mut reply, abort, msg);
+        RunResult {
+            reply,
+            is_error: true,
+            abort,
+        }
+    }
+
+    /// Redis 7's error suffix: `… script: <sha|name>, on @user_script:<line>.`
+    fn decorate(&self, msg: &str, line: Option<usize>, named: &Named<'_>) -> String {
+        let source = if named.is_function {
+            "user_function"
+        } else {
+            "user_script"
+        };
+        let body = msg.strip_prefix("ERR ").unwrap_or(msg);
+        let line = line.or_else(|| line_of(body, source));
+        match line {
+            Some(l) => format!("{msg} script: {}, on @{source}:{l}.", named.name),
+            None => format!("{msg} script: {}", named.name),
+        }
+    }
+
+    fn call_script(
+        &self,
+        func: &Function,
+        req: &Request<H::Caller>,
+        is_function: bool,
+    ) -> mlua::Result<MultiValue> {
+        let lua = &self.vm.lua;
+        let keys: Table = lua.create_table_with_capacity(req.keys.len(), 0)?;
+        for (i, k) in req.keys.iter().enumerate() {
+            keys.raw_set(i + 1, lua.create_string(k)?)?;
+        }
+        let argv: Table = lua.create_table_with_capacity(req.args.len(), 0)?;
+        for (i, a) in req.args.iter().enumerate() {
+            argv.raw_set(i + 1, lua.create_string(a)?)?;
+        }
+        if !is_function {
+            self.vm.globals.raw_set("KEYS", keys.clone())?;
+            self.vm.globals.raw_set("ARGV", argv.clone())?;
+        }
+        self.vm
+            .raw_pcall
+            .call::<MultiValue>((func.clone(), keys, argv))
+    }
+}
+
+/// Parses `redis.register_function`'s arguments.
+fn register_args(args: MultiValue) -> mlua::Result<(FunctionMeta, Function)> {
+    let err = |m: &str| mlua::Error::runtime(m.to_string());
+    let mut it = args.into_iter();
+    let (first, second, third) = (it.next(), it.next(), it.next());
+    let (name, callback, flags, description) = match (first, second, third) {
+        (Some(Value::Table(t)), None, None) => {
+            let mut name = None;
+            let mut callback = None;
+            let mut flags = FunctionFlags::default();
+            let mut description = None;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let Value::String(k) = k else {
+                    return Err(err("ERR named argument key given to redis.register_function is not a string"));
+                };
+                match (&*k.as_bytes(), v) {
+                    (b"function_name", Value::String(s)) => name = Some(s.to_string_lossy()),
+                    (b"callback", Value::Function(f)) => callback = Some(f),
+                    (b"description", Value::String(s)) => description = Some(s.to_string_lossy()),
+                    (b"flags", Value::Table(ft)) => {
+                        for f in ft.sequence_values::<Value>() {
+                            let Value::String(f) = f? else {
+                                return Err(err("ERR Unknown flag given"));
+                            };
+                            if !flags.set(&f.to_string_lossy()) {
+                                return Err(err("ERR Unknown flag given"));
+                            }
+                        }
+                    }
+                    (b"function_name" | b"callback" | b"description" | b"flags", _) => {
+                        return Err(err(
+                            "ERR wrong type for a named argument of redis.register_function",
+                        ))
+                    }
+                    _ => {
+                        return Err(err(
+                            "ERR unknown argument given to redis.register_function",
+                        ))
+                    }
+                }
+            }
+            let Some(name) = name else {
+                return Err(err("ERR redis.register_function must get a function name argument"));
+            };
+            let Some(callback) = callback else {
+                return Err(err("ERR redis.register_function must get a callback argument"));
+            };
+            (name, callback, flags, description)
+        }
+        (Some(_), None, None) => {
+            return Err(err("ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."))
+        }
+        (Some(Value::String(n)), Some(Value::Function(f)), None) => {
+            (n.to_string_lossy(), f, FunctionFlags::default(), None)
+        }
+        _ => return Err(err("ERR wrong number of arguments to redis.register_function")),
+    };
+    if !functions::valid_name(&name) {
+        return Err(err("ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
+    }
+    Ok((
+        FunctionMeta {
+            name,
+            description,
+            flags,
+        },
+        callback,
+    ))
+}
