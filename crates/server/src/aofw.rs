@@ -112,6 +112,7 @@ pub fn replay(
         watched: Vec::new(),
         watch_dirty: Arc::new(AtomicBool::new(false)),
         close: false,
+        script: None,
     };
     let mut session = shared.keyspace.session();
     let (mut keybuf, mut scratch) = (Vec::new(), Vec::new());

@@ -89,6 +89,8 @@ const PARAMS: &[Param] = &[
         alias: Some("lua-time-limit"),
         mutable: true,
     },
+    p("lua-workers", false),
+    p("lua-memory-limit", false),
     p("proto-max-bulk-len", true),
     p("client-query-buffer-limit", true),
     p("client-output-buffer-limit", true),
@@ -160,6 +162,10 @@ pub struct Config {
     pub logfile: String,
     /// Script busy threshold in ms.
     pub busy_reply_threshold: u64,
+    /// Lua worker threads (0 = one per core; kvd only).
+    pub lua_workers: usize,
+    /// Memory limit of each Lua VM in bytes (0 = none; kvd only).
+    pub lua_memory_limit: u64,
     /// Maximum bulk string length accepted from clients.
     pub proto_max_bulk_len: u64,
     /// Maximum query buffer per client.
@@ -206,6 +212,8 @@ impl Default for Config {
             loglevel: "notice".into(),
             logfile: String::new(),
             busy_reply_threshold: 5000,
+            lua_workers: 0,
+            lua_memory_limit: 64 << 20,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_output_buffer_limit: [
@@ -581,6 +589,14 @@ impl Config {
             "busy-reply-threshold" => {
                 self.busy_reply_threshold = parse_int(one()?, 0, i64::MAX as u64)?
             }
+            "lua-workers" => self.lua_workers = parse_int(one()?, 0, 256)? as usize,
+            "lua-memory-limit" => {
+                let v = parse_mem(one()?)?;
+                if v != 0 && v < 1 << 20 {
+                    return Err("lua-memory-limit must be 0 (none) or at least 1mb".into());
+                }
+                self.lua_memory_limit = v;
+            }
             "proto-max-bulk-len" => {
                 let v = parse_mem(one()?)?;
                 if v < 1024 * 1024 {
@@ -687,6 +703,8 @@ impl Config {
             "loglevel" => self.loglevel.clone(),
             "logfile" => self.logfile.clone(),
             "busy-reply-threshold" => self.busy_reply_threshold.to_string(),
+            "lua-workers" => self.lua_workers.to_string(),
+            "lua-memory-limit" => self.lua_memory_limit.to_string(),
             "proto-max-bulk-len" => self.proto_max_bulk_len.to_string(),
             "client-query-buffer-limit" => self.client_query_buffer_limit.to_string(),
             "client-output-buffer-limit" => {

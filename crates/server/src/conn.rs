@@ -47,6 +47,9 @@ pub struct ConnState {
     pub watch_dirty: Arc<AtomicBool>,
     /// Close after sending the pending replies.
     pub close: bool,
+    /// A script request left by EVAL/FCALL/…: the batch ends and the
+    /// connection hands it to a Lua worker.
+    pub script: Option<crate::cmd::scripting::ScriptRequest>,
 }
 
 impl ConnState {
@@ -70,6 +73,113 @@ fn read_gate(gate: &Gate) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, ()>
         Err(std::sync::TryLockError::WouldBlock) => {
             tokio::task::block_in_place(|| gate.read().unwrap_or_else(|e| e.into_inner()))
         }
+    }
+}
+
+/// Takes the write gate shared like [`read_gate`], but gives up (None)
+/// when it is unavailable while a script runs past the busy threshold:
+/// the batch then only serves SCRIPT KILL / FUNCTION KILL (Redis's
+/// `-BUSY` state).
+fn read_gate_or_busy(
+    shared: &Shared,
+) -> Option<crossbeam_utils::sync::ShardedLockReadGuard<'_, ()>> {
+    let gate = &shared.keyspace.gate;
+    let try_read = || match gate.try_read() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    if let Some(g) = try_read() {
+        return Some(g);
+    }
+    let busy = || shared.scripting.get().is_some_and(|e| e.busy());
+    tokio::task::block_in_place(|| {
+        let mut spins = 0u32;
+        loop {
+            if let Some(g) = try_read() {
+                return Some(g);
+            }
+            if busy() {
+                return None;
+            }
+            spins += 1;
+            if spins < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    })
+}
+
+/// Waits (off the runtime) while a script holds any of `stripes`; false
+/// when such a script has run past `busy-reply-threshold` (the command
+/// gets `-BUSY`). Connections needing other keys never come here.
+fn wait_for_scripts(shared: &Shared, stripes: &[usize]) -> bool {
+    let locks = &shared.keyspace.locks;
+    let check = || -> Option<bool> {
+        let threshold = shared.hot.busy_threshold_ms.load(Ordering::Relaxed);
+        let now = crate::util::now_ms();
+        let mut any = false;
+        for &s in stripes {
+            if let Some(since) = locks.script_since(s) {
+                if now.saturating_sub(since) >= threshold {
+                    return Some(true);
+                }
+                any = true;
+            }
+        }
+        any.then_some(false)
+    };
+    match check() {
+        None => return true,
+        Some(true) => return false,
+        Some(false) => {}
+    }
+    tokio::task::block_in_place(|| loop {
+        std::thread::sleep(Duration::from_micros(200));
+        match check() {
+            None => return true,
+            Some(true) => return false,
+            Some(false) => {}
+        }
+    })
+}
+
+/// Waits until `s` is not held exclusively (unpinned); false for `-BUSY`
+/// (see [`wait_for_scripts`]). Short holds are spun on; long ones wait
+/// off the runtime.
+fn wait_stripe(shared: &Shared, s: usize) -> bool {
+    let locks = &shared.keyspace.locks;
+    let mut spins = 0u32;
+    while locks.exclusive_held(s) {
+        if locks.script_since(s).is_some() {
+            if !wait_for_scripts(shared, &[s]) {
+                return false;
+            }
+            continue;
+        }
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else if spins < 256 {
+            std::thread::yield_now();
+        } else {
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_micros(50)));
+        }
+    }
+    true
+}
+
+/// Takes one stripe exclusively, off the runtime if it is contended.
+fn lock_off_runtime(
+    locks: &crate::keylock::KeyLocks,
+    stripes: Vec<usize>,
+) -> crate::keylock::Held<'_> {
+    if stripes.iter().any(|&s| locks.exclusive_held(s)) {
+        tokio::task::block_in_place(|| locks.lock(stripes, true))
+    } else {
+        locks.lock(stripes, true)
     }
 }
 
@@ -106,6 +216,9 @@ enum BatchEnd {
     Flush,
     /// Close after flushing.
     Close,
+    /// A script request is waiting in `ConnState::script`: run it on a
+    /// Lua worker, then continue with the rest of the buffer.
+    Script,
 }
 
 /// Runs a connection to completion.
@@ -134,6 +247,7 @@ pub async fn run(shared: Shared, mut stream: TcpStream, addr: SocketAddr) {
             watched: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             close: false,
+            script: None,
         },
         session: shared.keyspace.session(),
         keybuf: Vec::with_capacity(64),
@@ -181,7 +295,11 @@ impl Connection {
     async fn serve(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         loop {
-            let end = self.process_batch(&mut rbuf);
+            let mut end = self.process_batch(&mut rbuf);
+            if let BatchEnd::Script = end {
+                self.run_script().await;
+                end = BatchEnd::Flush;
+            }
             // appendfsync always: the replies leave only once the batch's
             // effects are on disk (group commit: the writer batches every
             // connection's submissions). Gate, stripes and pin are released.
@@ -236,7 +354,7 @@ impl Connection {
             }
             match end {
                 BatchEnd::Close => return Ok(()),
-                BatchEnd::Flush => continue,
+                BatchEnd::Flush | BatchEnd::Script => continue,
                 BatchEnd::NeedMore => {}
             }
             if self.state.handle.killed.load(Ordering::Acquire) {
@@ -278,6 +396,31 @@ impl Connection {
         }
     }
 
+    /// Hands the pending script request to a Lua worker and appends its
+    /// reply (no gate, stripe or pin is held while waiting).
+    async fn run_script(&mut self) {
+        let Some(req) = self.state.script.take() else {
+            return;
+        };
+        let Some(engine) = self.shared.scripting.get() else {
+            self.out.error(b"ERR scripting is not available");
+            return;
+        };
+        let rx = engine.submit(req);
+        match rx.recv_async().await {
+            Ok(resp) => {
+                self.out.buf.extend_from_slice(&resp.reply);
+                if resp.is_error {
+                    self.out.errors += 1;
+                }
+                if let Some(p) = resp.receipt {
+                    self.pending.push(p);
+                }
+            }
+            Err(_) => self.out.error(b"ERR scripting engine stopped"),
+        }
+    }
+
     fn stats(&self) -> &crate::server::StatShard {
         self.shared.stats.shard(self.state.handle.id)
     }
@@ -303,6 +446,48 @@ impl Connection {
         since.elapsed() >= Duration::from_secs(secs)
     }
 
+    /// The `-BUSY` state: a script past the busy threshold keeps the gate.
+    /// Only SCRIPT KILL, FUNCTION KILL and FUNCTION STATS run (they touch
+    /// no key); everything else is answered `-BUSY`.
+    fn process_busy_batch(&mut self, rbuf: &mut BytesMut) -> BatchEnd {
+        let shared = &self.shared;
+        let end = loop {
+            match self.decoder.decode(rbuf, &mut self.args) {
+                Ok(true) => {
+                    let allowed = self.args.len() == 2
+                        && (cmd::is(&self.args[0], "script") && cmd::is(&self.args[1], "kill")
+                            || cmd::is(&self.args[0], "function")
+                                && (cmd::is(&self.args[1], "kill")
+                                    || cmd::is(&self.args[1], "stats")));
+                    if !allowed || !self.state.authed {
+                        self.out.error(crate::script::BUSY);
+                        continue;
+                    }
+                    let mut sess = Sess::new(
+                        &mut self.session,
+                        &mut self.keybuf,
+                        &mut self.scratch,
+                        &mut self.fx,
+                    );
+                    let mut ctx = Ctx {
+                        shared,
+                        conn: &mut self.state,
+                        sess: &mut sess,
+                        out: &mut self.out,
+                    };
+                    cmd::execute(&mut ctx, &self.args);
+                }
+                Ok(false) => break BatchEnd::NeedMore,
+                Err(e) => {
+                    self.out.error(format!("ERR {e}").as_bytes());
+                    break BatchEnd::Close;
+                }
+            }
+        };
+        self.args.clear();
+        end
+    }
+
     /// Decodes and executes every complete request in `rbuf` under the
     /// write gate (shared) and one engine pin; with the AOF on, the
     /// effects are submitted before the gate is released (see
@@ -318,7 +503,10 @@ impl Connection {
         let locks = &shared.keyspace.locks;
         let gate = &shared.keyspace.gate;
         // Lock order: gate -> stripes -> pin (crate::keylock).
-        let mut gread = Some(read_gate(gate));
+        let Some(first_gate) = read_gate_or_busy(shared) else {
+            return self.process_busy_batch(rbuf);
+        };
+        let mut gread = Some(first_gate);
         macro_rules! pin {
             () => {
                 Sess::new(
@@ -344,13 +532,14 @@ impl Connection {
                     let mut _multi = None;
                     let mut gwrite = None;
                     let mut ungated = false;
+                    let mut refused = false;
                     match cmd::lock_plan(shared, &self.state, &self.args) {
                         LockPlan::None => {}
                         LockPlan::Read(s) => {
                             if locks.exclusive_held(s) && !sess.holds(s) {
                                 drop(sess);
                                 flush_effects(&mut self.fx, aof, locks, &mut self.pending);
-                                locks.wait_not_exclusive(s);
+                                refused = !wait_stripe(shared, s);
                                 sess = pin!();
                             }
                         }
@@ -364,8 +553,11 @@ impl Connection {
                                 } else {
                                     drop(sess);
                                     flush_effects(&mut self.fx, aof, locks, &mut self.pending);
-                                    let h = locks.lock(vec![s], true);
-                                    self.fx.held.extend(h.into_stripes());
+                                    refused = !wait_stripe(shared, s);
+                                    if !refused {
+                                        let h = lock_off_runtime(locks, vec![s]);
+                                        self.fx.held.extend(h.into_stripes());
+                                    }
                                     sess = pin!();
                                 }
                             }
@@ -376,17 +568,27 @@ impl Connection {
                                 break;
                             }
                             drop(sess);
-                            locks.wait_not_exclusive(s);
+                            refused = !wait_stripe(shared, s);
                             sess = pin!();
+                            if refused {
+                                break;
+                            }
                         },
                         LockPlan::Multi(stripes, exclusive) => {
                             drop(sess);
                             flush_effects(&mut self.fx, aof, locks, &mut self.pending);
-                            let h = locks.lock(stripes, exclusive);
-                            if logging && exclusive {
-                                self.fx.held.extend(h.into_stripes());
-                            } else {
-                                _multi = Some(h);
+                            refused = !wait_for_scripts(shared, &stripes);
+                            if !refused {
+                                let h = if stripes.iter().any(|&s| locks.exclusive_held(s)) {
+                                    tokio::task::block_in_place(|| locks.lock(stripes, exclusive))
+                                } else {
+                                    locks.lock(stripes, exclusive)
+                                };
+                                if logging && exclusive {
+                                    self.fx.held.extend(h.into_stripes());
+                                } else {
+                                    _multi = Some(h);
+                                }
                             }
                             sess = pin!();
                         }
@@ -404,6 +606,12 @@ impl Connection {
                             ungated = true;
                             sess = pin!();
                         }
+                    }
+                    if refused {
+                        // A script that has run past busy-reply-threshold
+                        // holds this command's keys.
+                        self.out.error(crate::script::BUSY);
+                        continue;
                     }
                     if executed.is_multiple_of(128) {
                         sess.refresh();
@@ -428,6 +636,9 @@ impl Connection {
                     }
                     if self.state.close {
                         break BatchEnd::Close;
+                    }
+                    if self.state.script.is_some() {
+                        break BatchEnd::Script;
                     }
                     if self.out.buf.len() >= FLUSH_AT {
                         break BatchEnd::Flush;

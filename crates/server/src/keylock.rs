@@ -54,12 +54,17 @@ const SHARED_MASK: u64 = EXCLUSIVE - 1;
 #[derive(Debug)]
 pub struct KeyLocks {
     words: Box<[AtomicU64]>,
+    /// Per stripe: start time (ms) of the script holding it, 0 = none. A
+    /// connection that needs a script's stripe waits off the runtime, or
+    /// replies `-BUSY` once that script has run past the busy threshold.
+    script_since: Box<[AtomicU64]>,
 }
 
 impl Default for KeyLocks {
     fn default() -> Self {
         KeyLocks {
             words: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            script_since: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 }
@@ -107,6 +112,23 @@ impl Backoff {
 }
 
 impl KeyLocks {
+    /// Marks stripes (held exclusively by a script) with its start time,
+    /// or clears the marks (`since_ms == 0`) before releasing them.
+    pub fn mark_script(&self, stripes: &[usize], since_ms: u64) {
+        for &s in stripes {
+            self.script_since[s].store(since_ms, Ordering::Release);
+        }
+    }
+
+    /// Start time (ms) of the script holding the stripe, if one does.
+    #[inline]
+    pub fn script_since(&self, stripe: usize) -> Option<u64> {
+        match self.script_since[stripe].load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
     /// Is the stripe held (or being taken) exclusively? One load; a reader
     /// that sees `false` may read at once (see the module docs).
     #[inline]
@@ -235,6 +257,11 @@ pub struct Held<'a> {
 }
 
 impl Held<'_> {
+    /// The stripes held (sorted, deduplicated).
+    pub fn stripes(&self) -> &[usize] {
+        &self.stripes
+    }
+
     /// Keeps exclusively held stripes past this guard: the caller releases
     /// each with [`KeyLocks::release_exclusive`].
     pub fn into_stripes(mut self) -> Vec<usize> {

@@ -129,6 +129,59 @@ pub struct Effects {
     pub multi: Option<Vec<(u32, Vec<Bytes>)>>,
     /// Stripes held exclusively until the effects are submitted (AOF on).
     pub held: Vec<usize>,
+    /// A running script's write buffer: when set, every [`Db`] write goes
+    /// here and every read sees it first (see [`Overlay`]).
+    pub overlay: Option<Overlay>,
+}
+
+/// A script's write buffer (all-or-nothing scripts).
+///
+/// While a script runs, its commands' writes land here instead of the
+/// store, and its reads see them first; the store, the key counters and
+/// the WATCH registry are untouched. On success [`apply_overlay`] replays
+/// the final state of each key into the store (under the script's locks);
+/// on failure the buffer is dropped and nothing happened.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    /// Encoded key → (logical db, new value and meta, or deleted).
+    entries: std::collections::HashMap<Vec<u8>, (usize, Buffered)>,
+}
+
+/// A buffered key state: the new value and meta, or deleted (None).
+type Buffered = Option<(Vec<u8>, RecordMeta)>;
+
+impl Overlay {
+    /// Keys written so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Nothing written.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Applies a committed script's buffer to the store (the caller holds the
+/// gate and the script's key locks, and `sess` has no overlay).
+pub fn apply_overlay(
+    ks: &Keyspace,
+    sess: &mut Sess<'_>,
+    stats: &StatShard,
+    overlay: Overlay,
+) -> Result<(), StoreError> {
+    debug_assert!(sess.fx.overlay.is_none());
+    for (enc, (logical, value)) in overlay.entries {
+        let mut db = Db::new(ks, sess, stats, logical);
+        debug_assert_eq!(db.phys, enc[0]);
+        match value {
+            Some((v, meta)) => db.put(&enc[1..], &v, meta)?,
+            None => {
+                db.del(&enc[1..])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Effects {
@@ -665,6 +718,23 @@ impl<'a, 's> Db<'a, 's> {
     ) -> Result<Option<R>, StoreError> {
         encode_key(self.sess.k1, self.phys, key);
         let now = self.now;
+        if let Some(ov) = self.sess.fx.overlay.as_ref() {
+            if let Some((_, e)) = ov.entries.get(self.sess.k1.as_slice()) {
+                return Ok(match e {
+                    Some((v, m)) if alive(m, now) => Some(f(v, m)),
+                    _ => None,
+                });
+            }
+            // No lazy deletion inside a script: it would write outside
+            // the buffer (an expired key reads as absent all the same).
+            return Ok(self
+                .sess
+                .p
+                .read_with(self.sess.k1, |v, meta| {
+                    alive(&meta, now).then(|| f(v, &meta))
+                })?
+                .flatten());
+        }
         let mut expired = false;
         let r = self
             .sess
@@ -699,6 +769,14 @@ impl<'a, 's> Db<'a, 's> {
     /// the key was created).
     pub fn put(&mut self, key: &[u8], value: &[u8], meta: RecordMeta) -> Result<(), StoreError> {
         encode_key(self.sess.k1, self.phys, key);
+        if let Some(ov) = self.sess.fx.overlay.as_mut() {
+            ov.entries.insert(
+                self.sess.k1.clone(),
+                (self.logical, Some((value.to_vec(), meta))),
+            );
+            self.sess.fx.changes += 1;
+            return Ok(());
+        }
         let mut ops = engine::Put {
             value,
             meta,
@@ -722,6 +800,17 @@ impl<'a, 's> Db<'a, 's> {
 
     /// Deletes a key; true if a live key was removed.
     pub fn del(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        if self.sess.fx.overlay.is_some() {
+            if !self.exists(key)? {
+                return Ok(false);
+            }
+            if let Some(ov) = self.sess.fx.overlay.as_mut() {
+                ov.entries
+                    .insert(self.sess.k1.clone(), (self.logical, None));
+            }
+            self.sess.fx.changes += 1;
+            return Ok(true);
+        }
         encode_key(self.sess.k1, self.phys, key);
         let now = self.now;
         let mut was_alive = false;
@@ -762,9 +851,37 @@ impl<'a, 's> Db<'a, 's> {
     where
         F: FnMut(Option<(&[u8], &RecordMeta)>, &mut Vec<u8>) -> engine::Decision,
     {
+        let mut f = f;
+        if self.sess.fx.overlay.is_some() {
+            let old = self.get(key)?;
+            let mut out = Vec::new();
+            let d = f(old.as_ref().map(|(v, m)| (v.as_slice(), m)), &mut out);
+            let value = match d {
+                engine::Decision::Keep => {
+                    return Ok(if old.is_some() {
+                        RmwOutcome::Unchanged
+                    } else {
+                        RmwOutcome::NotFound
+                    })
+                }
+                engine::Decision::Delete if old.is_none() => return Ok(RmwOutcome::NotFound),
+                engine::Decision::Delete => None,
+                engine::Decision::Write(m) => Some((out, m)),
+            };
+            let outcome = match (&value, old.is_some()) {
+                (None, _) => RmwOutcome::Deleted,
+                (Some(_), true) => RmwOutcome::Updated,
+                (Some(_), false) => RmwOutcome::Created,
+            };
+            if let Some(ov) = self.sess.fx.overlay.as_mut() {
+                ov.entries
+                    .insert(self.sess.k1.clone(), (self.logical, value));
+            }
+            self.sess.fx.changes += 1;
+            return Ok(outcome);
+        }
         encode_key(self.sess.k1, self.phys, key);
         let now = self.now;
-        let mut f = f;
         let (mut old_ttl, mut new_ttl) = (false, false);
         let mut ops = engine::Update::with_scratch(
             |old: Option<(&[u8], &RecordMeta)>, out: &mut Vec<u8>| {
@@ -801,11 +918,27 @@ impl<'a, 's> Db<'a, 's> {
     ) -> Result<u64, StoreError> {
         let phys = self.phys;
         let now = self.now;
+        let ov = self.sess.fx.overlay.as_ref();
         let next = self.sess.p.scan(cursor, count, |k, v, meta| {
-            if k.first() == Some(&phys) && alive(&meta, now) {
+            if k.first() == Some(&phys)
+                && alive(&meta, now)
+                && !ov.is_some_and(|o| o.entries.contains_key(k))
+            {
                 f(&k[1..], v, &meta);
             }
         })?;
+        // Inside a script, the buffer's live keys come with the last page.
+        if next == 0 {
+            if let Some(ov) = ov {
+                for (k, (_, e)) in &ov.entries {
+                    if let Some((v, m)) = e {
+                        if k[0] == phys && alive(m, now) {
+                            f(&k[1..], v, m);
+                        }
+                    }
+                }
+            }
+        }
         // Long scans must not hold the epoch for their whole duration.
         self.sess.p.refresh();
         Ok(next)
@@ -821,17 +954,62 @@ impl<'a, 's> Db<'a, 's> {
         c.avg_ttl_ms.load(Ordering::Relaxed)
     }
 
-    /// Keys and keys with a TTL in this db (O(1), from the counters).
-    pub fn count(&self) -> (u64, u64) {
+    /// Keys and keys with a TTL in this db (O(1), from the counters;
+    /// inside a script, corrected by the script's buffer).
+    pub fn count(&mut self) -> (u64, u64) {
         let c = &self.ks.counts[self.phys as usize];
-        (
-            c.keys.load(Ordering::Relaxed).max(0) as u64,
-            c.expires.load(Ordering::Relaxed).max(0) as u64,
-        )
+        let (mut keys, mut expires) = (
+            c.keys.load(Ordering::Relaxed),
+            c.expires.load(Ordering::Relaxed),
+        );
+        if let Some(ov) = self.sess.fx.overlay.as_ref() {
+            let phys = self.phys;
+            let now = self.now;
+            let mine: Vec<(Vec<u8>, Option<bool>)> = ov
+                .entries
+                .iter()
+                .filter(|(k, _)| k[0] == phys)
+                .map(|(k, (_, e))| {
+                    let ttl = e
+                        .as_ref()
+                        .and_then(|(_, m)| alive(m, now).then_some(m.expire_at_ms != 0));
+                    (k.clone(), ttl)
+                })
+                .collect();
+            for (k, new) in mine {
+                let old = self
+                    .sess
+                    .p
+                    .read_with(&k, |_, m| alive(&m, now).then_some(m.expire_at_ms != 0))
+                    .ok()
+                    .flatten()
+                    .flatten();
+                keys += new.is_some() as i64 - old.is_some() as i64;
+                expires += (new == Some(true)) as i64 - (old == Some(true)) as i64;
+            }
+        }
+        (keys.max(0) as u64, expires.max(0) as u64)
     }
 
     /// Deletes every key of this db; returns how many.
     pub fn flush(&mut self) -> Result<u64, StoreError> {
+        if self.sess.fx.overlay.is_some() {
+            // Inside a script: every live key becomes a buffered delete.
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            let mut cursor = 0;
+            loop {
+                cursor = self.scan(cursor, 4096, |k, _, _| keys.push(k.to_vec()))?;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            let mut n = 0;
+            for k in keys {
+                n += self.del(&k)? as u64;
+            }
+            self.sess.fx.changes += 1;
+            return Ok(n);
+        }
         let mut keys: Vec<Vec<u8>> = Vec::new();
         let phys = self.phys;
         let mut cursor = 0;

@@ -77,6 +77,7 @@ pub mod keyspace;
 pub mod metrics;
 pub mod persist;
 pub mod reply;
+pub mod script;
 pub mod server;
 pub mod util;
 pub mod watch;

@@ -229,6 +229,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         );
         let _ = shared.keyspace.aof.set(aof);
     }
+    kvd::script::init(&shared)?;
     let saved_ok = rt.block_on(async move {
         let (bind, port, backlog) = {
             let c = shared.config();

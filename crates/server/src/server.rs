@@ -152,6 +152,8 @@ pub struct HotConfig {
     pub maxclients: AtomicU64,
     /// Maximum unparsed query bytes per client.
     pub query_buffer_limit: AtomicU64,
+    /// `busy-reply-threshold` in ms (shared with the Lua engine).
+    pub busy_threshold_ms: Arc<AtomicU64>,
 }
 
 /// State shared by all connections.
@@ -188,6 +190,8 @@ pub struct Inner {
     pub persist: crate::persist::Persistence,
     /// Save a checkpoint at exit (decided by SHUTDOWN or the signal).
     pub save_on_exit: AtomicBool,
+    /// The Lua scripting engine (started after the AOF replay).
+    pub scripting: std::sync::OnceLock<crate::script::Engine>,
 }
 
 /// Cheap-to-clone handle to the server state.
@@ -202,6 +206,16 @@ impl Deref for Shared {
 }
 
 impl Shared {
+    /// A weak handle (for the scripting host, which the state owns).
+    pub fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// Back from a weak handle, while the server lives.
+    pub fn upgrade(w: &std::sync::Weak<Inner>) -> Option<Shared> {
+        w.upgrade().map(Shared)
+    }
+
     /// Builds the state around an opened keyspace.
     pub fn new(config: Config, keyspace: Keyspace, config_file: Option<String>) -> Shared {
         let run_id: String = (0..40)
@@ -224,6 +238,7 @@ impl Shared {
             config_file,
             persist: crate::persist::Persistence::new(start_ms),
             save_on_exit: AtomicBool::new(false),
+            scripting: std::sync::OnceLock::new(),
         }));
         shared.refresh_hot();
         shared
@@ -243,6 +258,9 @@ impl Shared {
         self.hot
             .query_buffer_limit
             .store(c.client_query_buffer_limit, Ordering::Relaxed);
+        self.hot
+            .busy_threshold_ms
+            .store(c.busy_reply_threshold, Ordering::Relaxed);
     }
 
     /// A snapshot read of the configuration.
@@ -334,6 +352,9 @@ pub async fn serve(shared: Shared, listeners: Vec<TcpListener>) -> bool {
     }
     for c in shared.client_list() {
         c.kill();
+    }
+    if let Some(e) = shared.scripting.get() {
+        e.kill_all();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while shared.connected.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {

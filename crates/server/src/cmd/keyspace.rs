@@ -141,7 +141,7 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
             ctx.out.int(n as i64);
         }
         Cmd::DbSize => {
-            let (db, out) = ctx.db_out();
+            let (mut db, out) = ctx.db_out();
             out.int(db.count().0 as i64);
         }
         Cmd::FlushDb | Cmd::FlushAll => {

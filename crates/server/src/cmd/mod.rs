@@ -7,6 +7,7 @@
 
 pub mod connection;
 pub mod keyspace;
+pub mod scripting;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -280,6 +281,14 @@ fn run_handler(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]
         Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch | Cmd::Unwatch => {
             transactions::run(ctx, spec, args)
         }
+        Cmd::Eval
+        | Cmd::EvalRo
+        | Cmd::EvalSha
+        | Cmd::EvalShaRo
+        | Cmd::FCall
+        | Cmd::FCallRo
+        | Cmd::Script
+        | Cmd::Function => scripting::run(ctx, spec, args),
         // Whole-log walks: let the runtime move this worker's other tasks
         // to another thread while this one is busy.
         Cmd::Keys | Cmd::FlushDb | Cmd::FlushAll | Cmd::RandomKey => {
@@ -384,7 +393,9 @@ fn parse_db(shared: &Shared, b: &[u8]) -> Option<usize> {
     (d >= 0 && (d as usize) < shared.keyspace.databases()).then_some(d as usize)
 }
 
-fn push_lock_keys(
+/// Pushes the stripes of the keys `args` names (in logical db `db`,
+/// plus MOVE/COPY ... DB targets) onto `out`.
+pub fn push_lock_keys(
     shared: &Shared,
     spec: &CommandSpec,
     args: &[Bytes],

@@ -321,7 +321,7 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
             f!("# Keyspace");
             for logical in 0..shared.keyspace.databases() {
                 let mut ks = ctx.db();
-                let db = ks.with_db(logical);
+                let mut db = ks.with_db(logical);
                 let (keys, expires) = db.count();
                 if keys > 0 {
                     let avg_ttl = db.avg_ttl_ms();

@@ -126,6 +126,15 @@ pub enum Cmd {
     Discard,
     Watch,
     Unwatch,
+    // scripting
+    Eval,
+    EvalRo,
+    EvalSha,
+    EvalShaRo,
+    FCall,
+    FCallRo,
+    Script,
+    Function,
 }
 
 /// A subcommand of a container command (CLIENT, CONFIG, COMMAND).
@@ -360,6 +369,90 @@ pub static COMMAND_SUBS: &[SubSpec] = &[
     ),
 ];
 
+/// SCRIPT subcommands.
+pub static SCRIPT_SUBS: &[SubSpec] = &[
+    sub(
+        "exists",
+        -3,
+        NOSCRIPT,
+        "Check existence of scripts in the script cache.",
+    ),
+    sub(
+        "flush",
+        -2,
+        NOSCRIPT,
+        "Remove all the scripts from the script cache.",
+    ),
+    sub(
+        "help",
+        2,
+        LOADING | STALE,
+        "Show helpful text about the different subcommands",
+    ),
+    sub(
+        "kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        "Kill the script currently in execution.",
+    ),
+    sub(
+        "load",
+        3,
+        NOSCRIPT | STALE,
+        "Load the specified Lua script into the script cache.",
+    ),
+];
+
+/// FUNCTION subcommands.
+pub static FUNCTION_SUBS: &[SubSpec] = &[
+    sub("delete", 3, NOSCRIPT | WRITE, "Delete a function by name"),
+    sub(
+        "dump",
+        2,
+        NOSCRIPT,
+        "Dump all functions into a serialized binary payload",
+    ),
+    sub("flush", -2, NOSCRIPT | WRITE, "Deleting all functions"),
+    sub(
+        "help",
+        2,
+        LOADING | STALE,
+        "Show helpful text about the different subcommands",
+    ),
+    sub(
+        "kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        "Kill the function currently in execution.",
+    ),
+    sub(
+        "list",
+        -2,
+        NOSCRIPT,
+        "List information about all the functions",
+    ),
+    sub(
+        "load",
+        -3,
+        NOSCRIPT | WRITE | DENYOOM,
+        "Create a function with the given arguments (name, code, description)",
+    ),
+    sub(
+        "restore",
+        -3,
+        NOSCRIPT | WRITE | DENYOOM,
+        "Restore all the functions on the given payload",
+    ),
+    sub(
+        "stats",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        "Return information about the function currently running (name, description, duration)",
+    ),
+];
+
+const SCRIPTING: u32 = NOSCRIPT | STALE | NO_MULTI;
+
 /// Every command kvd serves.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -444,6 +537,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("discard", Cmd::Discard, 1, TX, NOKEY, "transactions", "2.0.0", "Discard all commands issued after MULTI"),
     c("watch", Cmd::Watch, -2, TX, KALL, "transactions", "2.2.0", "Watch the given keys to determine execution of the MULTI/EXEC block"),
     c("unwatch", Cmd::Unwatch, 1, TX, NOKEY, "transactions", "2.2.0", "Forget about all watched keys"),
+    // scripting (kvd: not inside MULTI, see the README)
+    c("eval", Cmd::Eval, -3, SCRIPTING, NOKEY, "scripting", "2.6.0", "Execute a Lua script server side"),
+    c("eval_ro", Cmd::EvalRo, -3, SCRIPTING | READONLY, NOKEY, "scripting", "7.0.0", "Execute a read-only Lua script server side"),
+    c("evalsha", Cmd::EvalSha, -3, SCRIPTING, NOKEY, "scripting", "2.6.0", "Execute a Lua script server side"),
+    c("evalsha_ro", Cmd::EvalShaRo, -3, SCRIPTING | READONLY, NOKEY, "scripting", "7.0.0", "Execute a read-only Lua script server side"),
+    c("fcall", Cmd::FCall, -3, SCRIPTING, NOKEY, "scripting", "7.0.0", "Invoke a function"),
+    c("fcall_ro", Cmd::FCallRo, -3, SCRIPTING | READONLY, NOKEY, "scripting", "7.0.0", "Invoke a read-only function"),
+    CommandSpec {
+        subcommands: SCRIPT_SUBS,
+        ..c("script", Cmd::Script, -2, 0, NOKEY, "scripting", "2.6.0", "A container for Lua scripts management commands")
+    },
+    CommandSpec {
+        subcommands: FUNCTION_SUBS,
+        ..c("function", Cmd::Function, -2, 0, NOKEY, "scripting", "7.0.0", "A container for function commands")
+    },
 ];
 
 fn index() -> &'static HashMap<&'static [u8], &'static CommandSpec, fxhash::FxBuildHasher> {
@@ -470,6 +578,8 @@ pub fn lookup_sub(spec: &CommandSpec, name: &[u8]) -> Option<&'static SubSpec> {
         Cmd::Client => CLIENT_SUBS,
         Cmd::Config => CONFIG_SUBS,
         Cmd::Command => COMMAND_SUBS,
+        Cmd::Script => SCRIPT_SUBS,
+        Cmd::Function => FUNCTION_SUBS,
         _ => return None,
     };
     subs.iter()
@@ -493,6 +603,7 @@ pub fn acl_categories(name: &str, group: &str, flags: u32) -> Vec<&'static str> 
         "generic" => v.push("@keyspace"),
         "connection" => v.push("@connection"),
         "transactions" => v.push("@transaction"),
+        "scripting" => v.push("@scripting"),
         _ => {}
     }
     if flags & ADMIN != 0 {

@@ -1,0 +1,397 @@
+//! kvd's side of scripting: the [`lua_engine::Host`] that isolates a
+//! script run and executes its `redis.call`s against the keyspace.
+//!
+//! A run (on a Lua worker thread, never a tokio worker) follows the lock
+//! order of decision 005: the write gate — shared for a run over its
+//! declared keys, exclusive for the re-run of a script that touched an
+//! undeclared key — then the declared keys' stripes, exclusively, then an
+//! engine pin per call (never held between calls). The stripes are marked
+//! with the run's start time so connections that need them can answer
+//! `-BUSY` once the script runs past `busy-reply-threshold`.
+//!
+//! Every write goes to the run's [`Overlay`]; on commit the overlay is
+//! applied to the store and the script's effects are submitted to the AOF
+//! as one `MULTI … EXEC` block, both before the locks are released. On
+//! discard both are dropped: nothing happened.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicU8, AtomicUsize};
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::{Bytes, BytesMut};
+use hybrid_log::Session;
+use lua_engine::{Access, CallAbort, Calls, Frame, Host, Verdict};
+use resp_codec::{FrameDecoder, Limits, Protocol};
+
+use crate::cmd::table::{self, flag, Cmd};
+use crate::cmd::{self, Ctx};
+use crate::conn::ConnState;
+use crate::keyspace::{apply_overlay, Effects, Overlay, Sess};
+use crate::reply::Out;
+use crate::server::{ClientHandle, Inner, Shared};
+
+/// The connection-side data of a script request.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// The caller's selected db.
+    pub db: usize,
+    /// The caller's client id (stats shard).
+    pub client_id: u64,
+}
+
+/// An AOF submission of a committed script.
+pub type Receipt = Result<aof::Ticket, aof::AofError>;
+
+/// The host: a weak handle on the server (the engine lives inside it).
+#[derive(Debug)]
+pub struct ScriptHost {
+    shared: Weak<Inner>,
+}
+
+impl ScriptHost {
+    /// A host over `shared`.
+    pub fn new(shared: &Shared) -> Self {
+        ScriptHost {
+            shared: shared.downgrade(),
+        }
+    }
+}
+
+/// The engine type kvd runs.
+pub type Engine = lua_engine::Engine<ScriptHost>;
+
+/// `-BUSY` text.
+pub const BUSY: &[u8] =
+    b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+/// One worker thread's command context, built once per thread and reused
+/// by every run on it.
+#[derive(Debug)]
+pub struct ScriptCalls {
+    shared: Shared,
+    state: ConnState,
+    session: Session,
+    keybuf: Vec<u8>,
+    scratch: Vec<u8>,
+    fx: Effects,
+    out: Out,
+    decoder: FrameDecoder,
+    access: Access,
+    /// Stripes the run holds (sorted), for the undeclared-key check.
+    held: Vec<usize>,
+}
+
+thread_local! {
+    static CALLS: RefCell<Option<Rc<RefCell<ScriptCalls>>>> = const { RefCell::new(None) };
+}
+
+impl ScriptCalls {
+    fn new(shared: Shared) -> Self {
+        let id = shared
+            .next_client_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let handle = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr: addr,
+            created_ms: crate::util::now_ms(),
+            last_ms: AtomicU64::new(0),
+            db: AtomicUsize::new(0),
+            name: Mutex::new(None),
+            last_cmd: AtomicU16::new(0),
+            resp: AtomicU8::new(2),
+            multi: AtomicI64::new(-1),
+            killed: AtomicBool::new(false),
+            kill: tokio::sync::Notify::new(),
+        });
+        let session = shared.keyspace.session();
+        ScriptCalls {
+            state: ConnState {
+                handle,
+                db: 0,
+                authed: true,
+                multi: None,
+                multi_dirty: false,
+                watched: Vec::new(),
+                watch_dirty: Arc::new(AtomicBool::new(false)),
+                close: false,
+                script: None,
+            },
+            shared,
+            session,
+            keybuf: Vec::new(),
+            scratch: Vec::new(),
+            fx: Effects::default(),
+            out: Out::new(),
+            decoder: FrameDecoder::new(Limits::default()),
+            access: Access::Keys,
+            held: Vec::new(),
+        }
+    }
+}
+
+/// Commands a script may not call (beyond the table's `noscript` flag).
+fn refused_in_script(spec: &table::CommandSpec, args: &[Bytes]) -> bool {
+    if spec.has(flag::NOSCRIPT) || matches!(spec.id, Cmd::SwapDb) {
+        return true;
+    }
+    if !spec.subcommands.is_empty() && args.len() >= 2 {
+        if let Some(sub) = table::lookup_sub(spec, &args[1]) {
+            return sub.flags & flag::NOSCRIPT != 0;
+        }
+    }
+    // CONFIG and CLIENT are containers whose subcommands are all
+    // connection- or server-level: not from scripts.
+    matches!(spec.id, Cmd::Config | Cmd::Client)
+}
+
+/// Commands that read or write the whole keyspace rather than named keys.
+fn keyspace_wide(id: Cmd) -> bool {
+    matches!(
+        id,
+        Cmd::Keys | Cmd::Scan | Cmd::RandomKey | Cmd::DbSize | Cmd::FlushDb | Cmd::FlushAll
+    )
+}
+
+fn error(msg: &'static [u8]) -> Frame {
+    Frame::Error(Bytes::from_static(msg))
+}
+
+impl Calls for ScriptCalls {
+    fn call(&mut self, args: &[Bytes], resp3: bool, read_only: bool) -> Result<Frame, CallAbort> {
+        let Some(spec) = table::lookup(&args[0]) else {
+            return Ok(error(b"ERR Unknown Redis command called from script"));
+        };
+        if !spec.arity_ok(args.len()) {
+            return Ok(error(
+                b"ERR Wrong number of args calling Redis command from script",
+            ));
+        }
+        if refused_in_script(spec, args) {
+            return Ok(error(b"ERR This Redis command is not allowed from script"));
+        }
+        if read_only && spec.has(flag::WRITE) {
+            return Ok(error(
+                b"ERR Write commands are not allowed from read-only scripts.",
+            ));
+        }
+        if self.access == Access::Keys {
+            if keyspace_wide(spec.id) {
+                return Err(CallAbort::Undeclared);
+            }
+            let mut needed = Vec::new();
+            cmd::push_lock_keys(&self.shared, spec, args, self.state.db, &mut needed);
+            if needed.iter().any(|s| self.held.binary_search(s).is_err()) {
+                return Err(CallAbort::Undeclared);
+            }
+        }
+        self.out.buf.clear();
+        self.out.proto = if resp3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        };
+        {
+            let mut sess = Sess::new(
+                &mut self.session,
+                &mut self.keybuf,
+                &mut self.scratch,
+                &mut self.fx,
+            );
+            let mut ctx = Ctx {
+                shared: &self.shared,
+                conn: &mut self.state,
+                sess: &mut sess,
+                out: &mut self.out,
+            };
+            cmd::run(&mut ctx, spec, args);
+        }
+        let mut buf = BytesMut::from(&self.out.buf[..]);
+        Ok(match self.decoder.decode(&mut buf) {
+            Ok(Some(f)) => f,
+            _ => error(b"ERR internal error: unreadable command reply"),
+        })
+    }
+}
+
+impl Host for ScriptHost {
+    type Caller = Caller;
+    type Receipt = Receipt;
+    type Calls = ScriptCalls;
+
+    fn run(
+        &self,
+        caller: &Caller,
+        keys: &[Bytes],
+        access: Access,
+        body: &mut lua_engine::RunBody<'_, ScriptCalls>,
+    ) -> Option<Receipt> {
+        let shared = Shared::upgrade(&self.shared)?;
+        let calls = CALLS.with(|c| {
+            c.borrow_mut()
+                .get_or_insert_with(|| Rc::new(RefCell::new(ScriptCalls::new(shared.clone()))))
+                .clone()
+        });
+        let ks = &shared.keyspace;
+        // Lock order: gate -> stripes -> pin (decision 005).
+        let (_gread, _gwrite) = match access {
+            Access::Keys => (
+                Some(ks.gate.read().unwrap_or_else(|e| e.into_inner())),
+                None,
+            ),
+            Access::Exclusive => (
+                None,
+                Some(ks.gate.write().unwrap_or_else(|e| e.into_inner())),
+            ),
+        };
+        let held = match access {
+            Access::Keys => {
+                let phys = ks.phys(caller.db);
+                let stripes = keys
+                    .iter()
+                    .map(|k| crate::keylock::stripe(phys, k))
+                    .collect();
+                Some(ks.locks.lock(stripes, true))
+            }
+            Access::Exclusive => None,
+        };
+        let started = crate::util::now_ms().max(1);
+        if let Some(h) = &held {
+            ks.locks.mark_script(h.stripes(), started);
+        }
+        let aof = ks.aof.get();
+        {
+            let mut c = calls.borrow_mut();
+            c.access = access;
+            c.held = held
+                .as_ref()
+                .map(|h| h.stripes().to_vec())
+                .unwrap_or_default();
+            c.state.db = caller.db;
+            c.state
+                .handle
+                .db
+                .store(caller.db, std::sync::atomic::Ordering::Relaxed);
+            c.fx.enabled = aof.is_some();
+            c.fx.multi = aof.is_some().then(Vec::new);
+            c.fx.rewrite = None;
+            c.fx.overlay = Some(Overlay::default());
+        }
+        let verdict = body(&calls);
+        let mut c = calls.borrow_mut();
+        let overlay = c.fx.overlay.take();
+        let effects = c.fx.multi.take();
+        let mut receipt = None;
+        if verdict == Verdict::Commit {
+            if let Some(ov) = overlay.filter(|o| !o.is_empty()) {
+                let c = &mut *c;
+                let mut sess = Sess::new(&mut c.session, &mut c.keybuf, &mut c.scratch, &mut c.fx);
+                let stats = shared.stats.shard(caller.client_id);
+                if let Err(e) = apply_overlay(ks, &mut sess, stats, ov) {
+                    tracing::error!("applying a script's writes failed: {e}");
+                }
+            }
+            if let (Some(aof), Some(cmds)) = (aof, effects) {
+                if !cmds.is_empty() {
+                    let mut batch = aof::Batch::default();
+                    batch.multi(&cmds);
+                    receipt = Some(aof.submit(batch));
+                }
+            }
+        }
+        c.fx.batch = aof::Batch::default();
+        c.held.clear();
+        drop(c);
+        if let Some(h) = &held {
+            ks.locks.mark_script(h.stripes(), 0);
+        }
+        drop(held);
+        receipt
+    }
+}
+
+/// Starts the engine for `shared` with its configured workers and limits.
+pub fn start(shared: &Shared, functions: lua_engine::Functions) -> std::io::Result<Engine> {
+    let (workers, memory_limit) = {
+        let c = shared.config();
+        (c.lua_workers, c.lua_memory_limit as usize)
+    };
+    let config = lua_engine::Config {
+        workers: if workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            workers
+        },
+        memory_limit,
+        busy_threshold: shared.hot.busy_threshold_ms.clone(),
+    };
+    lua_engine::Engine::new(Arc::new(ScriptHost::new(shared)), config, functions)
+}
+
+/// File (in the data dir) holding the function libraries' dump.
+pub const FUNCTIONS_FILE: &str = "functions.kvd";
+
+/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync
+/// of the directory.
+fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("kvd.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The function registry persisted in `dir`, and the saved payload to
+/// restore at startup (None when there is no file yet).
+pub fn functions_in(dir: &std::path::Path) -> (lua_engine::Functions, Option<Vec<u8>>) {
+    let path = dir.join(FUNCTIONS_FILE);
+    let saved = std::fs::read(&path).ok();
+    let hook: lua_engine::functions::PersistHook =
+        Box::new(move |data: &[u8]| write_atomic(&path, data));
+    (lua_engine::Functions::new(Some(hook)), saved)
+}
+
+/// Starts scripting: the engine, then the saved function libraries.
+pub fn init(shared: &Shared) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let dir = shared.config().dir.clone();
+    let (functions, saved) = functions_in(&dir);
+    let engine = start(shared, functions).context("can't start the Lua workers")?;
+    if let Some(payload) = saved {
+        let rx = engine.submit(lua_engine::Request {
+            job: lua_engine::Job::FunctionRestore {
+                payload: Bytes::from(payload),
+                policy: lua_engine::RestorePolicy::Flush,
+            },
+            keys: Vec::new(),
+            args: Vec::new(),
+            read_only: false,
+            resp3: false,
+            caller: Caller {
+                db: 0,
+                client_id: 0,
+            },
+        });
+        let resp = rx.recv().context("the Lua workers stopped")?;
+        if resp.is_error {
+            anyhow::bail!(
+                "can't load the function libraries from {}: {}",
+                dir.join(FUNCTIONS_FILE).display(),
+                String::from_utf8_lossy(&resp.reply).trim_end()
+            );
+        }
+        let (libs, funcs) = engine.functions().counts();
+        tracing::info!("Loaded {libs} function libraries ({funcs} functions)");
+    }
+    let _ = shared.scripting.set(engine);
+    Ok(())
+}
