@@ -52,9 +52,9 @@
 //! off (Redis's `loading`): a key whose absolute expiry passed meanwhile
 //! is written, then expires as usual once the server runs.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicU8, AtomicUsize};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use aof::{AofConfig, AofPosition, AofReader, Entry};
@@ -89,20 +89,7 @@ pub fn replay(
 ) -> Result<Replayed, aof::AofError> {
     let mut reader = AofReader::open(cfg, after)?;
     let total = reader.progress().bytes_total;
-    let handle = Arc::new(ClientHandle {
-        id: 0,
-        addr: ([0, 0, 0, 0], 0).into(),
-        laddr: ([0, 0, 0, 0], 0).into(),
-        created_ms: crate::util::now_ms(),
-        last_ms: AtomicU64::new(0),
-        db: AtomicUsize::new(0),
-        name: Mutex::new(Some(b"aof-loader".to_vec())),
-        last_cmd: AtomicU16::new(0),
-        resp: AtomicU8::new(2),
-        multi: AtomicI64::new(-1),
-        killed: AtomicBool::new(false),
-        kill: tokio::sync::Notify::new(),
-    });
+    let handle = ClientHandle::internal(0, "aof-loader");
     let mut state = ConnState {
         handle,
         db: 0,

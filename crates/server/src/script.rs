@@ -16,8 +16,8 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicU8, AtomicUsize};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
 use hybrid_log::Session;
@@ -91,21 +91,7 @@ impl ScriptCalls {
         let id = shared
             .next_client_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let handle = Arc::new(ClientHandle {
-            id,
-            addr,
-            laddr: addr,
-            created_ms: crate::util::now_ms(),
-            last_ms: AtomicU64::new(0),
-            db: AtomicUsize::new(0),
-            name: Mutex::new(None),
-            last_cmd: AtomicU16::new(0),
-            resp: AtomicU8::new(2),
-            multi: AtomicI64::new(-1),
-            killed: AtomicBool::new(false),
-            kill: tokio::sync::Notify::new(),
-        });
+        let handle = ClientHandle::internal(id, "lua");
         let session = shared.keyspace.session();
         ScriptCalls {
             state: ConnState {
@@ -176,6 +162,16 @@ impl Calls for ScriptCalls {
             return Ok(error(
                 b"ERR Write commands are not allowed from read-only scripts.",
             ));
+        }
+        if spec.has(flag::WRITE) {
+            // The same refusals as a client's write (MISCONF, a failed AOF):
+            // the script fails and nothing is applied.
+            if let Some(e) = self.shared.keyspace.aof.get().and_then(|a| a.failure()) {
+                return Ok(Frame::Error(Bytes::from(e.to_string())));
+            }
+            if !self.shared.persist.last_ok() && crate::persist::refuse_writes(&self.shared) {
+                return Ok(error(crate::persist::MISCONF));
+            }
         }
         if self.access == Access::Keys {
             if keyspace_wide(spec.id) {

@@ -129,6 +129,26 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    /// A handle for a server-internal client (AOF loader, Lua workers)
+    /// that is not in the client registry.
+    pub fn internal(id: u64, name: &str) -> Arc<ClientHandle> {
+        let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr: addr,
+            created_ms: now_ms(),
+            last_ms: AtomicU64::new(0),
+            db: AtomicUsize::new(0),
+            name: Mutex::new(Some(name.as_bytes().to_vec())),
+            last_cmd: AtomicU16::new(0),
+            resp: AtomicU8::new(2),
+            multi: AtomicI64::new(-1),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        })
+    }
+
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);

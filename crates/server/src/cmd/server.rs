@@ -250,6 +250,12 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
             f!("maxmemory_policy:{}", cfg.maxmemory_policy);
             f!("mem_fragmentation_ratio:1.00");
             f!("mem_allocator:libc");
+            if let Some(e) = shared.scripting.get() {
+                let (libs, funcs) = e.functions().counts();
+                f!("number_of_cached_scripts:{}", e.scripts().len());
+                f!("number_of_functions:{funcs}");
+                f!("number_of_libraries:{libs}");
+            }
         }
         "persistence" => {
             f!("# Persistence");
