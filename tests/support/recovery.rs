@@ -13,7 +13,10 @@
 //!   between the largest acknowledged reply and the number of INCRs sent;
 //! - `MULTI SET a i; SET b i EXEC`: after restart `a == b` (no half
 //!   transaction) and `i` lies between the last acknowledged and the last
-//!   sent transaction.
+//!   sent transaction;
+//! - an `EVAL` script that increments `sa` and copies it to `sb`: after
+//!   restart `sa == sb` (a script is all or nothing) and `sa` lies between
+//!   the largest acknowledged reply and the number of scripts sent.
 //!
 //! Nothing may be lost with `appendfsync always`: a lost or wrong key, a
 //! counter outside its bounds or a torn transaction counts as a loss.
@@ -73,6 +76,10 @@ pub struct RecoveryReport {
     /// Rounds in which a BGSAVE or BGREWRITEAOF was requested half-way to
     /// the kill (so the kill may land inside the checkpoint).
     pub kills_during_checkpoint: usize,
+    /// Rounds after whose kill the AOF's last file got a torn command or a
+    /// complete command with a flipped byte appended (both must be cut at
+    /// startup, losing nothing acknowledged).
+    pub damaged_tails: usize,
     /// What was wrong, for the report (at most 20 entries).
     pub problems: Vec<String>,
 }
@@ -102,8 +109,14 @@ struct ClientLog {
     incr_sent: i64,
     multi_acked: i64,
     multi_sent: i64,
+    script_acked: i64,
+    script_sent: i64,
     acked: u64,
 }
+
+/// The script of the recovery rounds: both keys or neither.
+const PAIR_SCRIPT: &str =
+    "local n = redis.call('INCR', KEYS[1]) redis.call('SET', KEYS[2], n) return n";
 
 fn connect(port: u16) -> Option<redis::Connection> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
@@ -123,8 +136,9 @@ fn client_loop(port: u16, id: usize, round: usize, seed: u64, mut log: ClientLog
     let mut rng = Rng(seed | 1);
     let ctr = format!("c{id}:ctr");
     let (ma, mb) = (format!("c{id}:ma"), format!("c{id}:mb"));
+    let (sa, sb) = (format!("c{id}:sa"), format!("c{id}:sb"));
     for i in 0u64.. {
-        match rng.below(10) {
+        match rng.below(11) {
             0..=3 => {
                 let (k, v) = (format!("r{round}:c{id}:s{i}"), format!("v{i}"));
                 match redis::cmd("SET").arg(&k).arg(&v).query::<String>(&mut c) {
@@ -157,6 +171,22 @@ fn client_loop(port: u16, id: usize, round: usize, seed: u64, mut log: ClientLog
                     Ok(()) => {
                         log.acked += kv.len() as u64;
                         log.sets.extend(kv);
+                    }
+                    Err(_) => return log,
+                }
+            }
+            10 => {
+                log.script_sent += 1;
+                let r = redis::cmd("EVAL")
+                    .arg(PAIR_SCRIPT)
+                    .arg(2)
+                    .arg(&sa)
+                    .arg(&sb)
+                    .query::<i64>(&mut c);
+                match r {
+                    Ok(n) => {
+                        log.script_acked = log.script_acked.max(n);
+                        log.acked += 1;
                     }
                     Err(_) => return log,
                 }
@@ -248,6 +278,60 @@ fn verify(c: &mut redis::Connection, id: usize, log: &ClientLog, report: &mut Re
             ),
         );
     }
+    let (a, b): (Option<i64>, Option<i64>) = redis::cmd("MGET")
+        .arg(format!("c{id}:sa"))
+        .arg(format!("c{id}:sb"))
+        .query(c)
+        .unwrap_or((None, None));
+    let (a, b) = (a.unwrap_or(0), b.unwrap_or(0));
+    if a != b || a < log.script_acked || a > log.script_sent {
+        problem(
+            report,
+            1,
+            format!(
+                "c{id} script pair sa={a} sb={b}, acknowledged up to {}, sent {}",
+                log.script_acked, log.script_sent
+            ),
+        );
+    }
+}
+
+/// Appends a damaged command to the newest incremental AOF file: a torn
+/// one (a crash mid-write), or a complete one with a flipped bit in a
+/// length (corruption). Returns false when there is no AOF file.
+fn damage_aof_tail(dir: &std::path::Path, flipped: bool) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir.join("appendonlydir")) else {
+        return false;
+    };
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".incr.aof"))
+        .collect();
+    // appendonly.aof.<seq>.incr.aof: the highest sequence number is the newest.
+    files.sort_by_key(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split('.').nth(2))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    let Some(last) = files.pop() else {
+        return false;
+    };
+    let mut tail = b"*3\r\n$3\r\nSET\r\n$9\r\ndamaged:k\r\n$5\r\nvalue\r\n".to_vec();
+    if flipped {
+        // "$5" of the value becomes "$u": not a length.
+        let at = tail.len() - 10;
+        tail[at] ^= 0x40;
+    } else {
+        tail.truncate(tail.len() - 6);
+    }
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .and_then(|mut f| f.write_all(&tail))
+        .is_ok()
 }
 
 /// Runs the rounds and returns what they found (`lost == 0` is a pass).
@@ -286,6 +370,11 @@ pub fn run(cfg: &RecoveryConfig) -> RecoveryReport {
         }
         std::thread::sleep(run_for.saturating_sub(started.elapsed()));
         server.kill();
+        match rng.below(3) {
+            0 => report.damaged_tails += damage_aof_tail(server.dir(), false) as usize,
+            1 => report.damaged_tails += damage_aof_tail(server.dir(), true) as usize,
+            _ => {}
+        }
         logs = handles
             .into_iter()
             .map(|h| h.join().expect("client thread"))
@@ -300,6 +389,15 @@ pub fn run(cfg: &RecoveryConfig) -> RecoveryReport {
         };
         for (id, log) in logs.iter().enumerate() {
             verify(&mut c, id, log, &mut report);
+        }
+        if let Ok(Some(v)) = redis::cmd("GET")
+            .arg("damaged:k")
+            .query::<Option<String>>(&mut c)
+        {
+            report.lost += 1;
+            report.problems.push(format!(
+                "round {round}: a damaged AOF tail was applied ({v:?})"
+            ));
         }
         report.rounds += 1;
     }

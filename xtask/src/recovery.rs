@@ -29,11 +29,13 @@ pub fn recovery_test(rounds: usize, clients: usize, seed: u64) -> Result<()> {
     let report = run(&cfg);
     println!(
         "recovery-test: rounds {}, writes acknowledged {}, writes lost {}, rounds with a \
-         BGSAVE/BGREWRITEAOF before the kill {}, {:.1} s",
+         BGSAVE/BGREWRITEAOF before the kill {}, rounds with a torn or corrupt AOF tail {}, \
+         {:.1} s",
         report.rounds,
         report.acked,
         report.lost,
         report.kills_during_checkpoint,
+        report.damaged_tails,
         t0.elapsed().as_secs_f64()
     );
     for p in &report.problems {
