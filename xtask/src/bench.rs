@@ -846,7 +846,14 @@ pub fn run(opts: BenchOpts) -> Result<()> {
     };
     ensure!(bin.exists(), "kvd binary {} does not exist", bin.display());
 
-    let rows = matrix(opts.requests, opts.keys);
+    let mut rows = matrix(opts.requests, opts.keys);
+    if !opts.rows.is_empty() {
+        rows.retain(|r| {
+            let name = r.name.to_ascii_lowercase();
+            opts.rows.iter().any(|f| name.contains(f.as_str()))
+        });
+        ensure!(!rows.is_empty(), "--rows {:?} matches no row", opts.rows);
+    }
     let servers: Vec<Server> = if redis_version.is_some() {
         vec![Server::Kvd, Server::Redis]
     } else {

@@ -98,6 +98,9 @@ pub struct BenchOpts {
     pub bin: Option<PathBuf>,
     /// `--quick` was given (smoke-test sizes).
     pub quick: bool,
+    /// `--rows a,b`: only the rows whose name contains one of these
+    /// (case-insensitive); empty = all.
+    pub rows: Vec<String>,
 }
 
 impl BenchOpts {
@@ -117,7 +120,7 @@ impl BenchOpts {
 
 const USAGE: &str = "usage: cargo xtask <smoke [--bin PATH]
                     | bench --engine
-                    | bench [--quick] [--modes none,everysec,always] [--reps N] [--requests N] [--keys N] [--kvd-only] [--bin PATH]
+                    | bench [--quick] [--modes none,everysec,always] [--reps N] [--requests N] [--keys N] [--kvd-only] [--bin PATH] [--rows eval,get]
                     | fuzz [--seconds N]
                     | recovery-test [--rounds N] [--clients N] [--seed S]>";
 
@@ -148,6 +151,7 @@ fn parse_bench<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
     let mut others = Vec::new();
     let (mut quick, mut kvd_only) = (false, false);
     let (mut modes, mut reps, mut requests, mut keys, mut bin) = (None, None, None, None, None);
+    let mut rows: Vec<String> = Vec::new();
     while let Some(a) = it.next() {
         match a {
             "--engine" => engine = true,
@@ -163,6 +167,16 @@ fn parse_bench<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
             "--requests" => requests = Some(number::<u64>(a, it.next())?),
             "--keys" => keys = Some(number::<u64>(a, it.next())?),
             "--bin" => bin = Some(PathBuf::from(it.next().context("--bin needs a path")?)),
+            "--rows" => {
+                rows = it
+                    .next()
+                    .context("--rows needs a list, e.g. eval,set")?
+                    .split(',')
+                    .map(|r| r.trim().to_ascii_lowercase())
+                    .filter(|r| !r.is_empty())
+                    .collect();
+                ensure!(!rows.is_empty(), "--rows needs at least one name");
+            }
             other => bail!("unknown bench flag {other:?}\n{USAGE}"),
         }
         if a != "--engine" {
@@ -202,6 +216,7 @@ fn parse_bench<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
         kvd_only,
         bin,
         quick,
+        rows,
     }))
 }
 
@@ -333,6 +348,8 @@ mod tests {
         assert!(o.kvd_only);
         assert_eq!(o.bin, Some(PathBuf::from("/k")));
         assert_eq!(bench("bench --modes everysec").modes, vec![Mode::Everysec]);
+        assert_eq!(bench("bench --rows EVAL,get").rows, vec!["eval", "get"]);
+        assert!(bench("bench").rows.is_empty());
     }
 
     #[test]
