@@ -330,6 +330,15 @@ fn sandbox_refuses_escapes() {
         ("return coroutine.create(function() end)", "coroutine"),
         ("return debug.getinfo(1)", "debug"),
         ("return undefined_global", "nonexistent global variable"),
+        // Replacing an existing global is refused too.
+        ("redis = nil", "readonly"),
+        ("pcall = function() end", "readonly"),
+        ("tostring = nil", "readonly"),
+        ("KEYS = {}", "readonly"),
+        ("_G.string = nil", "readonly"),
+        ("return setfenv(0, {})", "variable 'setfenv'"),
+        ("return getfenv(1)", "variable 'getfenv'"),
+        ("return newproxy(true)", "variable 'newproxy'"),
     ];
     for (script, what) in refused {
         let e = eval_err(&mut c, script, &[]);
@@ -358,6 +367,19 @@ fn sandbox_refuses_escapes() {
     )
     .unwrap();
     assert_eq!(v, 3);
+    let v: String = eval(
+        &mut c,
+        "return tostring(redis.call('SET', KEYS[1], 'v').ok)",
+        &["k"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(v, "OK");
+    // math.randomseed does not leak either: every run starts the same.
+    let a: i64 = eval(&mut c, "return math.random(1000000)", &[], &[]).unwrap();
+    let _: i64 = eval(&mut c, "math.randomseed(42) return 1", &[], &[]).unwrap();
+    let b: i64 = eval(&mut c, "return math.random(1000000)", &[], &[]).unwrap();
+    assert_eq!(a, b);
 }
 
 /// Every kind of failure leaves no trace: runtime error, uncaught
@@ -794,4 +816,65 @@ fn functions_load_call_list_and_survive_restart() {
         .query::<String>(&mut c)
         .unwrap_err();
     assert!(e.to_string().contains("Function not found"), "{e}");
+}
+
+/// A script that finds an expired key logs the lazy DEL before its own
+/// effect, so the AOF replays to the same state (replay ignores TTLs).
+#[test]
+fn expired_keys_in_scripts_replay_identically() {
+    let s = KvdServer::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+    ]);
+    let mut c = s.conn();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("5")
+        .arg("PX")
+        .arg(30)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("a")
+        .arg("x")
+        .arg("PX")
+        .arg(30)
+        .query(&mut c)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(80));
+    let v: i64 = eval(
+        &mut c,
+        "redis.call('APPEND', KEYS[2], 'y') return redis.call('INCR', KEYS[1])",
+        &["k", "a"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(v, 1);
+    drop(c);
+    let s = s.restart();
+    let mut c = s.conn();
+    assert_eq!(get(&mut c, "k").as_deref(), Some("1"));
+    assert_eq!(get(&mut c, "a").as_deref(), Some("y"));
+    let ttl: i64 = redis::cmd("PTTL").arg("k").query(&mut c).unwrap();
+    assert_eq!(ttl, -1);
+    // Functions see no KEYS/ARGV globals (left over from an EVAL).
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=kk\nredis.register_function('k', function() return KEYS end)")
+        .query(&mut c)
+        .unwrap();
+    let _: i64 = eval(&mut c, "return #KEYS", &["x"], &[]).unwrap();
+    let e = redis::cmd("FCALL")
+        .arg("k")
+        .arg(0)
+        .query::<redis::Value>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("nonexistent global variable 'KEYS'"),
+        "{e}"
+    );
 }

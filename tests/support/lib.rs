@@ -61,10 +61,30 @@ impl KvdServer {
 
     /// Starts kvd with `--dir` set to `dir` (a restart reuses the same data).
     pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> KvdServer {
+        Self::launch(dir, args, None)
+    }
+
+    /// Starts kvd with a file size limit (`ulimit -f`, in 512-byte blocks):
+    /// any write past it fails with EFBIG, like a full disk or quota.
+    pub fn start_with_file_limit(args: &[&str], blocks: u64) -> KvdServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::launch(dir, args, Some(blocks))
+    }
+
+    fn launch(dir: tempfile::TempDir, args: &[&str], file_blocks: Option<u64>) -> KvdServer {
         let mut last_err = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(kvd_binary());
+            let mut cmd = match file_blocks {
+                None => Command::new(kvd_binary()),
+                Some(b) => {
+                    let mut c = Command::new("sh");
+                    c.arg("-c")
+                        .arg(format!("ulimit -f {b} && exec \"$0\" \"$@\""))
+                        .arg(kvd_binary());
+                    c
+                }
+            };
             cmd.arg("--port")
                 .arg(port.to_string())
                 .arg("--dir")

@@ -95,13 +95,15 @@ pub trait Host: Send + Sync + 'static {
     /// needs for `keys`, prepares the context, calls `body` (which runs
     /// the Lua code and returns the verdict), then applies the run's
     /// writes on [`Verdict::Commit`] or drops them, and releases the locks.
+    /// `Err(text)`: a committed run's writes could not be applied (the
+    /// caller gets that error reply instead of the script's result).
     fn run(
         &self,
         caller: &Self::Caller,
         keys: &[Bytes],
         access: Access,
         body: &mut RunBody<'_, Self::Calls>,
-    ) -> Option<Self::Receipt>;
+    ) -> Result<Option<Self::Receipt>, String>;
 }
 
 /// What [`Host::run`] calls with the run's context: runs the Lua code,

@@ -1,11 +1,13 @@
 //! One sandboxed Lua 5.1 VM with the `redis` API, built once per worker.
 //!
 //! Sandbox (what Redis 7 scripts may use): the base library minus
-//! `loadfile`, `dofile`, `load`, `print` and `coroutine` (a coroutine
-//! would run outside the kill hook); `loadstring` refuses bytecode;
+//! `loadfile`, `dofile`, `load`, `print`, `setfenv`, `getfenv`, `newproxy`
+//! (finalizers would run inside another script's run) and `coroutine` (a
+//! coroutine would run outside the kill hook); `loadstring` refuses bytecode;
 //! `table`, `string`, `math`, `os.clock` only, `cjson`, `cmsgpack`, `bit`,
 //! `struct`; no `io`, `package`/`require`, `debug`. Globals are read-only:
-//! creating one raises `Attempt to modify a readonly table` and reading an
+//! `_G` is an empty proxy over a hidden table, so creating *or replacing*
+//! one raises `Attempt to modify a readonly table` and reading an
 //! undefined one raises `Script attempted to access nonexistent global
 //! variable`. Library tables are read-only proxies, `rawset` refuses them
 //! and `_G`, and their metatables are locked, so one script cannot change
@@ -137,8 +139,14 @@ pub struct Vm {
     pub lua: Lua,
     /// The original `pcall` (the runs' driver).
     pub raw_pcall: Function,
-    /// The real globals table.
+    /// The table behind the globals (`_G` is an empty read-only proxy over
+    /// it): where the worker sets `KEYS` and `ARGV`.
     pub globals: Table,
+    /// `_G`, the environment of scripts and the `__index` of libraries'.
+    pub proxy: Table,
+    /// The original `math.randomseed`: reset before every run so one
+    /// script's seeding does not leak into the next (Redis does the same).
+    pub randomseed: Function,
     /// The real `redis` table (swapped into a library's environment once
     /// it has loaded).
     pub redis: Table,
@@ -336,8 +344,9 @@ G.loadstring = function(s, name)
   return raw_loadstring(s, name)
 end
 G.load, G.loadfile, G.dofile, G.print, G.coroutine, G.module, G.require = nil, nil, nil, nil, nil, nil, nil
+G.setfenv, G.getfenv, G.newproxy, G.gcinfo = nil, nil, nil, nil
 G.os = {clock = os.clock}
-G.gcinfo = nil
+local randomseed = math.randomseed
 
 local readonly = {}
 local function deny() raw_error('Attempt to modify a readonly table', 2) end
@@ -349,20 +358,27 @@ end
 for _, name in ipairs({'string', 'table', 'math', 'os', 'redis', 'bit', 'cjson', 'cmsgpack', 'struct'}) do
   if G[name] ~= nil then G[name] = proxy(G[name]) end
 end
-readonly[G] = true
 G.rawset = function(t, k, v)
   if readonly[t] then deny() end
   return raw_rawset(t, k, v)
 end
 local smt = getmetatable('')
 if smt then smt.__metatable = false end
-raw_setmetatable(G, {
+
+-- Every global moves to a hidden table; _G stays empty, so any assignment
+-- (to a new or an existing name) hits __newindex.
+local real = {}
+for k, v in next, G do real[k] = v end
+for k in next, real do raw_rawset(G, k, nil) end
+real._G = G
+readonly[G] = true
+raw_setmetatable(real, {
   __index = function(_, k)
     raw_error("Script attempted to access nonexistent global variable '" .. raw_tostring(k) .. "'", 2)
   end,
-  __newindex = deny,
-  __metatable = false,
 })
+raw_setmetatable(G, {__index = real, __newindex = deny, __metatable = false})
+return real, randomseed
 "#;
 
 impl Vm {
@@ -454,13 +470,13 @@ impl Vm {
         globals.raw_set("redis", redis)?;
         let raw_pcall: Function = globals.raw_get("pcall")?;
         let prelude = lua.load(PRELUDE).set_name("=kvd_prelude").into_function()?;
-        prelude.call::<()>((
+        let (real, randomseed): (Table, Function) = prelude.call((
             lua.create_function(rawcall)?,
             lua.create_function(abortcheck)?,
             Value::Nil,
         ))?;
         // The proxied redis table scripts see.
-        let redis: Table = globals.raw_get("redis")?;
+        let redis: Table = real.raw_get("redis")?;
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             |_lua, _debug| match pending_abort() {
@@ -474,8 +490,10 @@ impl Vm {
         Ok(Vm {
             lua,
             raw_pcall,
-            globals,
+            globals: real,
+            proxy: globals,
             redis,
+            randomseed,
         })
     }
 }

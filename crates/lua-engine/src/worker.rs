@@ -74,7 +74,22 @@ pub(crate) fn main<H: Host>(
         match msg {
             Msg::Stop => break,
             Msg::Run(req, tx) => {
-                let resp = w.handle(req);
+                let resp = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    w.handle(req)
+                })) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // A bug below (a command, the host): answer, forget
+                        // the run, start from a fresh VM; keep serving.
+                        tracing::error!("Lua worker {id}: a script run panicked");
+                        RUN.with(|r| r.borrow_mut().take());
+                        *w.shared.running[id]
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = None;
+                        w.reset_vm();
+                        error_response(b"ERR internal error while running the script")
+                    }
+                };
                 w.shared.queued[id].fetch_sub(1, Ordering::Relaxed);
                 let _ = tx.send(resp);
             }
@@ -302,10 +317,18 @@ impl<H: Host> Worker<H> {
             let v: Value = self.vm.redis.get(k).map_err(lerr)?;
             load_redis.raw_set(k, v).map_err(lerr)?;
         }
+        // env (empty, read-only) -> inner {redis} -> the globals: an
+        // assignment to any name, `redis` included, hits __newindex.
+        let inner = lua.create_table().map_err(lerr)?;
+        let inner_mt = lua.create_table().map_err(lerr)?;
+        inner_mt
+            .raw_set("__index", self.vm.globals.clone())
+            .map_err(lerr)?;
+        inner.set_metatable(Some(inner_mt)).map_err(lerr)?;
+        inner.raw_set("redis", load_redis).map_err(lerr)?;
         let env = lua.create_table().map_err(lerr)?;
         let mt = lua.create_table().map_err(lerr)?;
-        mt.raw_set("__index", self.vm.globals.clone())
-            .map_err(lerr)?;
+        mt.raw_set("__index", inner.clone()).map_err(lerr)?;
         mt.raw_set(
             "__newindex",
             lua.create_function(|_, _: MultiValue| {
@@ -316,7 +339,6 @@ impl<H: Host> Worker<H> {
         .map_err(lerr)?;
         mt.raw_set("__metatable", false).map_err(lerr)?;
         env.set_metatable(Some(mt)).map_err(lerr)?;
-        env.raw_set("redis", load_redis).map_err(lerr)?;
         let chunk = lua
             .load(&*compilable(code))
             .set_name("@user_function")
@@ -324,8 +346,10 @@ impl<H: Host> Worker<H> {
             .set_environment(env.clone())
             .into_function()
             .map_err(|e| format!("ERR Error compiling function: {}", error_text(&e)))?;
+        // A fresh kill token per run: a late kill of an earlier run cannot
+        // hit this one.
+        self.kill = Arc::new(AtomicBool::new(false));
         let mut ctx = RunCtx::new(self.kill.clone());
-        self.kill.store(false, Ordering::Release);
         ctx.deadline = Some(Instant::now() + LOAD_TIMEOUT);
         RUN.with(|r| *r.borrow_mut() = Some(ctx));
         let res = self.vm.raw_pcall.call::<MultiValue>(chunk);
@@ -359,7 +383,9 @@ impl<H: Host> Worker<H> {
             return Err("ERR No functions registered".into());
         }
         // Calls made by the functions later see the real API.
-        env.raw_set("redis", self.vm.redis.clone()).map_err(lerr)?;
+        inner
+            .raw_set("redis", self.vm.redis.clone())
+            .map_err(lerr)?;
         let mut map = HashMap::new();
         let mut metas = Vec::new();
         for (meta, f) in registered {
@@ -390,15 +416,21 @@ impl<H: Host> Worker<H> {
                 "Lua worker {}: VM still large after a memory-limit abort, rebuilding it",
                 self.id
             );
-            match Vm::new(limit) {
-                Ok(vm) => {
-                    self.vm = vm;
-                    self.compiled.clear();
-                    self.funcs.clear();
-                    self.funcs_version = u64::MAX;
-                }
-                Err(e) => tracing::error!("Lua worker {}: rebuild failed: {e}", self.id),
+            self.reset_vm();
+        }
+    }
+
+    /// Replaces the VM with a fresh one (compiled scripts and loaded
+    /// functions are rebuilt on demand).
+    fn reset_vm(&mut self) {
+        match Vm::new(self.shared.config.memory_limit) {
+            Ok(vm) => {
+                self.vm = vm;
+                self.compiled.clear();
+                self.funcs.clear();
+                self.funcs_version = u64::MAX;
             }
+            Err(e) => tracing::error!("Lua worker {}: rebuilding the VM failed: {e}", self.id),
         }
     }
 
@@ -418,7 +450,7 @@ impl<H: Host> Worker<H> {
             );
         }
         let read_only = req.read_only || flags.is_some_and(|f| f.no_writes);
-        self.kill.store(false, Ordering::Release);
+        self.kill = Arc::new(AtomicBool::new(false));
         let mut command = Vec::with_capacity(2 + req.keys.len() + req.args.len());
         command.push(Bytes::from_static(match (is_function, req.read_only) {
             (true, false) => b"fcall",
@@ -456,6 +488,10 @@ impl<H: Host> Worker<H> {
             });
             let Some(r) = result else {
                 break error_response(b"ERR the server could not run the script");
+            };
+            let receipt = match receipt {
+                Ok(receipt) => receipt,
+                Err(msg) => break error_response(msg.as_bytes()),
             };
             if r.abort == Some(Abort::Undeclared) && access == Access::Keys {
                 access = Access::Exclusive;
@@ -593,9 +629,18 @@ impl<H: Host> Worker<H> {
             self.vm.globals.raw_set("KEYS", keys.clone())?;
             self.vm.globals.raw_set("ARGV", argv.clone())?;
         }
-        self.vm
+        // Every run starts from the same random sequence (as in Redis), so
+        // one script's math.randomseed does not leak into the next.
+        self.vm.randomseed.call::<()>(0)?;
+        let r = self
+            .vm
             .raw_pcall
-            .call::<MultiValue>((func.clone(), keys, argv))
+            .call::<MultiValue>((func.clone(), keys, argv));
+        if !is_function {
+            self.vm.globals.raw_set("KEYS", Value::Nil)?;
+            self.vm.globals.raw_set("ARGV", Value::Nil)?;
+        }
+        r
     }
 }
 

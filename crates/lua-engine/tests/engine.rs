@@ -105,7 +105,7 @@ impl Host for MemHost {
         keys: &[Bytes],
         access: Access,
         body: &mut lua_engine::RunBody<'_, MemCalls>,
-    ) -> Option<usize> {
+    ) -> Result<Option<usize>, String> {
         let st = &self.store;
         st.runs.fetch_add(1, Ordering::Relaxed);
         let _shared;
@@ -152,7 +152,7 @@ impl Host for MemHost {
         let mut locked = st.locked.lock().unwrap();
         locked.retain(|k| !mine.contains(k));
         st.freed.notify_all();
-        receipt
+        Ok(receipt)
     }
 }
 
@@ -430,4 +430,28 @@ fn functions_register_call_and_read_only() {
         assert!(r.is_error && text.contains(err), "{code}: {text}");
     }
     assert_eq!(e.functions().counts(), (1, 2));
+}
+
+#[test]
+fn no_script_can_change_what_the_next_one_sees() {
+    let (e, _s) = engine(1, 0);
+    for script in [
+        "redis = nil",
+        "pcall = nil",
+        "string = nil",
+        "rawset(_G, 'x', 1)",
+        "setmetatable(_G, {})",
+        "getmetatable('').__index.upper = nil",
+        "cjson.encode = nil",
+        "return setfenv(0, {})",
+    ] {
+        let (r, _) = eval(&e, script, &[]);
+        assert!(r.starts_with('-'), "{script} was allowed: {r}");
+        let (r, _) = eval(
+            &e,
+            "return string.upper(cjson.encode({redis.call('ping').ok}))",
+            &[],
+        );
+        assert_eq!(r, "$8\r\n[\"PONG\"]\r\n", "after {script}");
+    }
 }

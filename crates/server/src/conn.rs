@@ -92,14 +92,17 @@ fn read_gate_or_busy(
     if let Some(g) = try_read() {
         return Some(g);
     }
+    // A checkpoint's cut or a FLUSHALL holds the gate briefly; only a
+    // wait that lasts while a script is busy is the -BUSY state.
     let busy = || shared.scripting.get().is_some_and(|e| e.busy());
+    let t0 = std::time::Instant::now();
     tokio::task::block_in_place(|| {
         let mut spins = 0u32;
         loop {
             if let Some(g) = try_read() {
                 return Some(g);
             }
-            if busy() {
+            if t0.elapsed() >= Duration::from_millis(100) && busy() {
                 return None;
             }
             spins += 1;
@@ -112,52 +115,40 @@ fn read_gate_or_busy(
     })
 }
 
-/// Waits (off the runtime) while a script holds any of `stripes`; false
-/// when such a script has run past `busy-reply-threshold` (the command
-/// gets `-BUSY`). Connections needing other keys never come here.
-fn wait_for_scripts(shared: &Shared, stripes: &[usize]) -> bool {
+/// Is `s` held by a script that has run past `busy-reply-threshold`?
+fn script_busy(shared: &Shared, s: usize) -> bool {
+    shared.keyspace.locks.script_since(s).is_some_and(|since| {
+        crate::util::now_ms().saturating_sub(since)
+            >= shared.hot.busy_threshold_ms.load(Ordering::Relaxed)
+    })
+}
+
+/// Takes `stripes` (unpinned): at once when they are free, else waiting
+/// off the runtime; None (for `-BUSY`) when one is held by a script past
+/// the busy threshold. Connections needing other keys never wait here.
+fn lock_stripes(
+    shared: &Shared,
+    stripes: Vec<usize>,
+    exclusive: bool,
+) -> Option<crate::keylock::Held<'_>> {
     let locks = &shared.keyspace.locks;
-    let check = || -> Option<bool> {
-        let threshold = shared.hot.busy_threshold_ms.load(Ordering::Relaxed);
-        let now = crate::util::now_ms();
-        let mut any = false;
-        for &s in stripes {
-            if let Some(since) = locks.script_since(s) {
-                if now.saturating_sub(since) >= threshold {
-                    return Some(true);
-                }
-                any = true;
-            }
-        }
-        any.then_some(false)
-    };
-    match check() {
-        None => return true,
-        Some(true) => return false,
-        Some(false) => {}
+    if let Some(h) = locks.try_lock_all(stripes.clone(), exclusive) {
+        return Some(h);
     }
-    tokio::task::block_in_place(|| loop {
-        std::thread::sleep(Duration::from_micros(200));
-        match check() {
-            None => return true,
-            Some(true) => return false,
-            Some(false) => {}
-        }
+    tokio::task::block_in_place(|| {
+        locks.lock_or_abandon(stripes, exclusive, &|s| script_busy(shared, s))
     })
 }
 
 /// Waits until `s` is not held exclusively (unpinned); false for `-BUSY`
-/// (see [`wait_for_scripts`]). Short holds are spun on; long ones wait
-/// off the runtime.
+/// (a script past the busy threshold holds it). Short holds are spun on;
+/// long ones wait off the runtime.
 fn wait_stripe(shared: &Shared, s: usize) -> bool {
     let locks = &shared.keyspace.locks;
     let mut spins = 0u32;
     while locks.exclusive_held(s) {
-        if locks.script_since(s).is_some() {
-            if !wait_for_scripts(shared, &[s]) {
-                return false;
-            }
-            continue;
+        if script_busy(shared, s) {
+            return false;
         }
         spins += 1;
         if spins < 64 {
@@ -165,22 +156,11 @@ fn wait_stripe(shared: &Shared, s: usize) -> bool {
         } else if spins < 256 {
             std::thread::yield_now();
         } else {
-            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_micros(50)));
+            // A long hold (a script): wait off the runtime.
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_micros(100)));
         }
     }
     true
-}
-
-/// Takes one stripe exclusively, off the runtime if it is contended.
-fn lock_off_runtime(
-    locks: &crate::keylock::KeyLocks,
-    stripes: Vec<usize>,
-) -> crate::keylock::Held<'_> {
-    if stripes.iter().any(|&s| locks.exclusive_held(s)) {
-        tokio::task::block_in_place(|| locks.lock(stripes, true))
-    } else {
-        locks.lock(stripes, true)
-    }
 }
 
 /// Takes the write gate exclusively (unpinned, holding no stripe).
@@ -447,8 +427,8 @@ impl Connection {
     }
 
     /// The `-BUSY` state: a script past the busy threshold keeps the gate.
-    /// Only SCRIPT KILL, FUNCTION KILL and FUNCTION STATS run (they touch
-    /// no key); everything else is answered `-BUSY`.
+    /// Only SCRIPT KILL, FUNCTION KILL, FUNCTION STATS and SHUTDOWN NOSAVE
+    /// run (they touch no key); everything else is answered `-BUSY`.
     fn process_busy_batch(&mut self, rbuf: &mut BytesMut) -> BatchEnd {
         let shared = &self.shared;
         let end = loop {
@@ -458,7 +438,9 @@ impl Connection {
                         && (cmd::is(&self.args[0], "script") && cmd::is(&self.args[1], "kill")
                             || cmd::is(&self.args[0], "function")
                                 && (cmd::is(&self.args[1], "kill")
-                                    || cmd::is(&self.args[1], "stats")));
+                                    || cmd::is(&self.args[1], "stats"))
+                            || cmd::is(&self.args[0], "shutdown")
+                                && cmd::is(&self.args[1], "nosave"));
                     if !allowed || !self.state.authed {
                         self.out.error(crate::script::BUSY);
                         continue;
@@ -553,10 +535,9 @@ impl Connection {
                                 } else {
                                     drop(sess);
                                     flush_effects(&mut self.fx, aof, locks, &mut self.pending);
-                                    refused = !wait_stripe(shared, s);
-                                    if !refused {
-                                        let h = lock_off_runtime(locks, vec![s]);
-                                        self.fx.held.extend(h.into_stripes());
+                                    match lock_stripes(shared, vec![s], true) {
+                                        Some(h) => self.fx.held.extend(h.into_stripes()),
+                                        None => refused = true,
                                     }
                                     sess = pin!();
                                 }
@@ -577,18 +558,12 @@ impl Connection {
                         LockPlan::Multi(stripes, exclusive) => {
                             drop(sess);
                             flush_effects(&mut self.fx, aof, locks, &mut self.pending);
-                            refused = !wait_for_scripts(shared, &stripes);
-                            if !refused {
-                                let h = if stripes.iter().any(|&s| locks.exclusive_held(s)) {
-                                    tokio::task::block_in_place(|| locks.lock(stripes, exclusive))
-                                } else {
-                                    locks.lock(stripes, exclusive)
-                                };
-                                if logging && exclusive {
-                                    self.fx.held.extend(h.into_stripes());
-                                } else {
-                                    _multi = Some(h);
+                            match lock_stripes(shared, stripes, exclusive) {
+                                Some(h) if logging && exclusive => {
+                                    self.fx.held.extend(h.into_stripes())
                                 }
+                                Some(h) => _multi = Some(h),
+                                None => refused = true,
                             }
                             sess = pin!();
                         }

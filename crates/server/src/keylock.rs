@@ -196,6 +196,90 @@ impl KeyLocks {
         held
     }
 
+    /// Takes `stripes` (sorted and deduplicated here) without waiting:
+    /// all of them, or none (None).
+    pub fn try_lock_all(&self, mut stripes: Vec<usize>, exclusive: bool) -> Option<Held<'_>> {
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut held = Held {
+            locks: self,
+            stripes: Vec::with_capacity(stripes.len()),
+            exclusive,
+        };
+        for s in stripes {
+            let ok = if exclusive {
+                self.try_exclusive(s)
+            } else {
+                self.try_shared(s).map(std::mem::forget).is_some()
+            };
+            if !ok {
+                return None; // `held` releases what it took
+            }
+            held.stripes.push(s);
+        }
+        Some(held)
+    }
+
+    /// Like [`KeyLocks::lock`], but gives up (releasing what it took) as
+    /// soon as `abandon(stripe)` says so while waiting for a stripe held
+    /// exclusively by someone else. Call only while unpinned.
+    pub fn lock_or_abandon(
+        &self,
+        mut stripes: Vec<usize>,
+        exclusive: bool,
+        abandon: &dyn Fn(usize) -> bool,
+    ) -> Option<Held<'_>> {
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut held = Held {
+            locks: self,
+            stripes: Vec::with_capacity(stripes.len()),
+            exclusive,
+        };
+        for s in stripes {
+            let w = &self.words[s];
+            let mut b = Backoff::default();
+            if exclusive {
+                loop {
+                    let cur = w.load(Ordering::Relaxed);
+                    if cur & EXCLUSIVE == 0
+                        && w.compare_exchange_weak(
+                            cur,
+                            cur | EXCLUSIVE,
+                            Ordering::Acquire,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        break;
+                    }
+                    if cur & EXCLUSIVE != 0 && abandon(s) {
+                        return None;
+                    }
+                    b.snooze();
+                }
+                // Shared holders are single commands: wait them out.
+                let mut b = Backoff::default();
+                while w.load(Ordering::Acquire) & SHARED_MASK != 0 {
+                    b.snooze();
+                }
+            } else {
+                loop {
+                    if let Some(g) = self.try_shared(s) {
+                        std::mem::forget(g);
+                        break;
+                    }
+                    if abandon(s) {
+                        return None;
+                    }
+                    b.snooze();
+                }
+            }
+            held.stripes.push(s);
+        }
+        Some(held)
+    }
+
     fn acquire_shared(&self, s: usize) {
         let mut b = Backoff::default();
         loop {
@@ -325,6 +409,35 @@ mod tests {
         drop(g);
         t.join().unwrap();
         assert_eq!(l.words[s].load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn try_all_and_abandon() {
+        let l = KeyLocks::default();
+        let (a, b) = (stripe(0, b"a"), stripe(0, b"b"));
+        let h = l.try_lock_all(vec![a], true).expect("free");
+        // All or nothing: b is free but a is not, so neither is taken.
+        assert!(l.try_lock_all(vec![b, a], true).is_none());
+        assert_eq!(l.words[b].load(Ordering::Relaxed), 0);
+        assert!(l.try_lock_all(vec![a], false).is_none());
+        // Waiting on a held stripe gives up when asked to.
+        assert!(l.lock_or_abandon(vec![b, a], true, &|s| s == a).is_none());
+        assert_eq!(l.words[b].load(Ordering::Relaxed), 0);
+        assert!(l.lock_or_abandon(vec![a], false, &|_| true).is_none());
+        drop(h);
+        let h = l
+            .lock_or_abandon(vec![a, b], true, &|_| true)
+            .expect("free now");
+        assert_eq!(
+            h.stripes(),
+            &{
+                let mut v = vec![a, b];
+                v.sort_unstable();
+                v
+            }[..]
+        );
+        drop(h);
+        assert_eq!(l.words[a].load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -725,15 +725,35 @@ impl<'a, 's> Db<'a, 's> {
                     _ => None,
                 });
             }
-            // No lazy deletion inside a script: it would write outside
-            // the buffer (an expired key reads as absent all the same).
-            return Ok(self
+            let mut expired = false;
+            let r = self
                 .sess
                 .p
                 .read_with(self.sess.k1, |v, meta| {
-                    alive(&meta, now).then(|| f(v, &meta))
+                    if alive(&meta, now) {
+                        Some(f(v, &meta))
+                    } else {
+                        expired = true;
+                        None
+                    }
                 })?
-                .flatten());
+                .flatten();
+            if expired {
+                // Lazy expiry as outside scripts (the replay must see the
+                // DEL before what the script does with the key), but in the
+                // script's buffer: applied and logged only on commit.
+                if let Some(ov) = self.sess.fx.overlay.as_mut() {
+                    ov.entries
+                        .insert(self.sess.k1.clone(), (self.logical, None));
+                }
+                if self.sess.fx.enabled {
+                    let key = Bytes::copy_from_slice(&self.sess.k1[1..]);
+                    self.sess
+                        .fx
+                        .log(self.logical, &[Bytes::from_static(b"DEL"), key]);
+                }
+            }
+            return Ok(r);
         }
         let mut expired = false;
         let r = self
@@ -977,12 +997,12 @@ impl<'a, 's> Db<'a, 's> {
                 })
                 .collect();
             for (k, new) in mine {
+                // The counters include stored keys whose TTL passed.
                 let old = self
                     .sess
                     .p
-                    .read_with(&k, |_, m| alive(&m, now).then_some(m.expire_at_ms != 0))
+                    .read_with(&k, |_, m| m.expire_at_ms != 0)
                     .ok()
-                    .flatten()
                     .flatten();
                 keys += new.is_some() as i64 - old.is_some() as i64;
                 expires += (new == Some(true)) as i64 - (old == Some(true)) as i64;

@@ -163,6 +163,14 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         .thread_name("kvd-worker")
         .build()
         .context("can't start the tokio runtime")?;
+    // A write past RLIMIT_FSIZE (a full quota) must fail with EFBIG and
+    // turn into MISCONF, not kill the server: handling SIGXFSZ (tokio never
+    // uninstalls a handler) replaces its default action.
+    if let Err(e) = rt.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
+    }) {
+        tracing::warn!("cannot handle SIGXFSZ: {e}");
+    }
     let hz = cfg.hz;
     let shared = Shared::new(cfg, keyspace, config_file);
     if let Some(r) = &recovered {

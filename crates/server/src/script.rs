@@ -223,14 +223,17 @@ impl Host for ScriptHost {
         keys: &[Bytes],
         access: Access,
         body: &mut lua_engine::RunBody<'_, ScriptCalls>,
-    ) -> Option<Receipt> {
-        let shared = Shared::upgrade(&self.shared)?;
+    ) -> Result<Option<Receipt>, String> {
+        let Some(shared) = Shared::upgrade(&self.shared) else {
+            return Err("ERR the server is shutting down".into());
+        };
         let calls = CALLS.with(|c| {
             c.borrow_mut()
                 .get_or_insert_with(|| Rc::new(RefCell::new(ScriptCalls::new(shared.clone()))))
                 .clone()
         });
         let ks = &shared.keyspace;
+        let started = crate::util::now_ms().max(1);
         // Lock order: gate -> stripes -> pin (decision 005).
         let (_gread, _gwrite) = match access {
             Access::Keys => (
@@ -242,29 +245,33 @@ impl Host for ScriptHost {
                 Some(ks.gate.write().unwrap_or_else(|e| e.into_inner())),
             ),
         };
-        let held = match access {
-            Access::Keys => {
-                let phys = ks.phys(caller.db);
-                let stripes = keys
-                    .iter()
-                    .map(|k| crate::keylock::stripe(phys, k))
-                    .collect();
-                Some(ks.locks.lock(stripes, true))
-            }
-            Access::Exclusive => None,
+        // Stripes one at a time, in order, each marked with the run's start
+        // as soon as it is held: a connection waiting for one can tell a
+        // script holds it (and answer -BUSY past the threshold) even while
+        // the script still waits for its next stripe.
+        let mut held = ScriptStripes {
+            locks: &ks.locks,
+            stripes: Vec::new(),
         };
-        let started = crate::util::now_ms().max(1);
-        if let Some(h) = &held {
-            ks.locks.mark_script(h.stripes(), started);
+        if access == Access::Keys {
+            let phys = ks.phys(caller.db);
+            let mut stripes: Vec<usize> = keys
+                .iter()
+                .map(|k| crate::keylock::stripe(phys, k))
+                .collect();
+            stripes.sort_unstable();
+            stripes.dedup();
+            for s in stripes {
+                held.stripes
+                    .extend(ks.locks.lock(vec![s], true).into_stripes());
+                ks.locks.mark_script(&[s], started);
+            }
         }
         let aof = ks.aof.get();
         {
             let mut c = calls.borrow_mut();
             c.access = access;
-            c.held = held
-                .as_ref()
-                .map(|h| h.stripes().to_vec())
-                .unwrap_or_default();
+            c.held.clone_from(&held.stripes);
             c.state.db = caller.db;
             c.state
                 .handle
@@ -279,32 +286,50 @@ impl Host for ScriptHost {
         let mut c = calls.borrow_mut();
         let overlay = c.fx.overlay.take();
         let effects = c.fx.multi.take();
-        let mut receipt = None;
-        if verdict == Verdict::Commit {
-            if let Some(ov) = overlay.filter(|o| !o.is_empty()) {
-                let c = &mut *c;
-                let mut sess = Sess::new(&mut c.session, &mut c.keybuf, &mut c.scratch, &mut c.fx);
-                let stats = shared.stats.shard(caller.client_id);
-                if let Err(e) = apply_overlay(ks, &mut sess, stats, ov) {
-                    tracing::error!("applying a script's writes failed: {e}");
-                }
-            }
-            if let (Some(aof), Some(cmds)) = (aof, effects) {
-                if !cmds.is_empty() {
-                    let mut batch = aof::Batch::default();
-                    batch.multi(&cmds);
-                    receipt = Some(aof.submit(batch));
-                }
-            }
-        }
         c.fx.batch = aof::Batch::default();
         c.held.clear();
-        drop(c);
-        if let Some(h) = &held {
-            ks.locks.mark_script(h.stripes(), 0);
+        if verdict != Verdict::Commit {
+            return Ok(None);
         }
-        drop(held);
-        receipt
+        if let Some(ov) = overlay.filter(|o| !o.is_empty()) {
+            let c = &mut *c;
+            let mut sess = Sess::new(&mut c.session, &mut c.keybuf, &mut c.scratch, &mut c.fx);
+            let stats = shared.stats.shard(caller.client_id);
+            if let Err(e) = apply_overlay(ks, &mut sess, stats, ov) {
+                // An engine failure (I/O) half-way: the effects are not
+                // logged, so a restart comes back to the state before the
+                // script; the client is told.
+                tracing::error!("applying a script's writes failed: {e}");
+                return Err(format!(
+                    "ERR the script's writes could not all be applied ({e}); some may be visible until a restart"
+                ));
+            }
+        }
+        let mut receipt = None;
+        if let (Some(aof), Some(cmds)) = (aof, effects) {
+            if !cmds.is_empty() {
+                let mut batch = aof::Batch::default();
+                batch.multi(&cmds);
+                receipt = Some(aof.submit(batch));
+            }
+        }
+        Ok(receipt)
+    }
+}
+
+/// The stripes a script run holds: marks cleared and stripes released on
+/// drop (also when a command panics).
+struct ScriptStripes<'a> {
+    locks: &'a crate::keylock::KeyLocks,
+    stripes: Vec<usize>,
+}
+
+impl Drop for ScriptStripes<'_> {
+    fn drop(&mut self) {
+        self.locks.mark_script(&self.stripes, 0);
+        for &s in self.stripes.iter().rev() {
+            self.locks.release_exclusive(s);
+        }
     }
 }
 
