@@ -132,6 +132,71 @@ fn pending_abort() -> Option<(Abort, bool)> {
     })
 }
 
+/// rand48 state after `srand48(0)`.
+pub const RAND48_SEED: u64 = 0x330E;
+
+fn lrand48(state: &std::cell::Cell<u64>) -> i64 {
+    let x = state.get().wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB) & ((1 << 48) - 1);
+    state.set(x);
+    (x >> 17) as i64
+}
+
+/// Replaces `math.random` / `math.randomseed` with per-VM rand48 versions
+/// that follow Lua 5.1's argument rules.
+fn install_random(lua: &Lua, globals: &Table, rng: &Rc<std::cell::Cell<u64>>) -> mlua::Result<()> {
+    let math: Table = globals.raw_get("math")?;
+    let st = rng.clone();
+    math.raw_set(
+        "random",
+        lua.create_function(move |_, args: MultiValue| {
+            const MAX: i64 = 0x7fff_ffff;
+            let r = (lrand48(&st) % MAX) as f64 / MAX as f64;
+            let num = |v: &Value| convert::lua_int(v);
+            match args.len() {
+                0 => Ok(Value::Number(r)),
+                1 => {
+                    let u = num(&args[0]).ok_or_else(|| {
+                        mlua::Error::runtime("bad argument #1 to 'random' (number expected)")
+                    })?;
+                    if u < 1 {
+                        return Err(mlua::Error::runtime(
+                            "bad argument #1 to 'random' (interval is empty)",
+                        ));
+                    }
+                    Ok(Value::Number((r * u as f64).floor() + 1.0))
+                }
+                2 => {
+                    let (l, u) = match (num(&args[0]), num(&args[1])) {
+                        (Some(l), Some(u)) => (l, u),
+                        _ => {
+                            return Err(mlua::Error::runtime(
+                                "bad argument to 'random' (number expected)",
+                            ))
+                        }
+                    };
+                    if l > u {
+                        return Err(mlua::Error::runtime(
+                            "bad argument #2 to 'random' (interval is empty)",
+                        ));
+                    }
+                    Ok(Value::Number((r * (u - l + 1) as f64).floor() + l as f64))
+                }
+                _ => Err(mlua::Error::runtime("wrong number of arguments")),
+            }
+        })?,
+    )?;
+    let st = rng.clone();
+    math.raw_set(
+        "randomseed",
+        lua.create_function(move |_, seed: Value| {
+            let s = convert::lua_int(&seed).unwrap_or(0) as u64;
+            st.set(((s << 16) | 0x330E) & ((1 << 48) - 1));
+            Ok(())
+        })?,
+    )?;
+    Ok(())
+}
+
 /// One worker's VM and the handles the worker needs.
 #[derive(Debug)]
 pub struct Vm {
@@ -144,9 +209,12 @@ pub struct Vm {
     pub globals: Table,
     /// `_G`, the environment of scripts and the `__index` of libraries'.
     pub proxy: Table,
-    /// The original `math.randomseed`: reset before every run so one
-    /// script's seeding does not leak into the next (Redis does the same).
-    pub randomseed: Function,
+    /// State of this VM's `math.random` (rand48, as Redis's
+    /// `redisLrand48`): reset to [`RAND48_SEED`] before every run, so every
+    /// run draws the same sequence (as in Redis) and one script's
+    /// `math.randomseed` does not leak into the next. Per VM, unlike C's
+    /// `rand()`, so parallel workers do not share it.
+    pub rng: Rc<std::cell::Cell<u64>>,
     /// The real `redis` table (swapped into a library's environment once
     /// it has loaded).
     pub redis: Table,
@@ -346,7 +414,6 @@ end
 G.load, G.loadfile, G.dofile, G.print, G.coroutine, G.module, G.require = nil, nil, nil, nil, nil, nil, nil
 G.setfenv, G.getfenv, G.newproxy, G.gcinfo = nil, nil, nil, nil
 G.os = {clock = os.clock}
-local randomseed = math.randomseed
 
 local readonly = {}
 local function deny() raw_error('Attempt to modify a readonly table', 2) end
@@ -378,7 +445,7 @@ raw_setmetatable(real, {
   end,
 })
 raw_setmetatable(G, {__index = real, __newindex = deny, __metatable = false})
-return real, randomseed
+return real
 "#;
 
 impl Vm {
@@ -470,7 +537,9 @@ impl Vm {
         globals.raw_set("redis", redis)?;
         let raw_pcall: Function = globals.raw_get("pcall")?;
         let prelude = lua.load(PRELUDE).set_name("=kvd_prelude").into_function()?;
-        let (real, randomseed): (Table, Function) = prelude.call((
+        let rng = Rc::new(std::cell::Cell::new(RAND48_SEED));
+        install_random(&lua, &globals, &rng)?;
+        let real: Table = prelude.call((
             lua.create_function(rawcall)?,
             lua.create_function(abortcheck)?,
             Value::Nil,
@@ -493,7 +562,7 @@ impl Vm {
             globals: real,
             proxy: globals,
             redis,
-            randomseed,
+            rng,
         })
     }
 }

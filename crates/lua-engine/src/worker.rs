@@ -168,19 +168,13 @@ impl<H: Host> Worker<H> {
     fn handle(&mut self, req: Request<H::Caller>) -> Response<H::Receipt> {
         match req.job.clone() {
             Job::Eval(body) => match self.compile(&body) {
-                Ok((f, flags)) => {
-                    let sha = sha1hex(&body);
-                    self.execute(req, f, flags, &sha, false)
-                }
+                Ok((f, flags, sha)) => self.execute(req, f, flags, &sha, false),
                 Err(e) => error_response(e.as_bytes()),
             },
             Job::EvalSha(sha) => match self.shared.scripts.get(&sha) {
                 None => error_response(b"NOSCRIPT No matching script. Please use EVAL."),
                 Some(body) => match self.compile(&body) {
-                    Ok((f, flags)) => {
-                        let sha = sha1hex(&body);
-                        self.execute(req, f, flags, &sha, false)
-                    }
+                    Ok((f, flags, sha)) => self.execute(req, f, flags, &sha, false),
                     Err(e) => error_response(e.as_bytes()),
                 },
             },
@@ -193,7 +187,7 @@ impl<H: Host> Worker<H> {
                 }
             }
             Job::ScriptLoad(body) => match self.compile(&body) {
-                Ok(_) => bulk_response(sha1hex(&body).as_bytes()),
+                Ok((_, _, sha)) => bulk_response(sha.as_bytes()),
                 Err(e) => error_response(e.as_bytes()),
             },
             Job::FunctionLoad { code, replace } => {
@@ -231,15 +225,19 @@ impl<H: Host> Worker<H> {
     }
 
     /// Compiles (or finds) an EVAL script and caches it.
-    fn compile(&mut self, body: &Bytes) -> Result<(Function, Option<FunctionFlags>), String> {
+    #[allow(clippy::type_complexity)]
+    fn compile(
+        &mut self,
+        body: &Bytes,
+    ) -> Result<(Function, Option<FunctionFlags>, String), String> {
         let gen = self.shared.scripts.generation();
         if gen != self.scripts_gen {
             self.compiled.clear();
             self.scripts_gen = gen;
         }
         let sha = sha1hex(body);
-        if let Some(c) = self.compiled.get(&sha) {
-            return Ok(c.clone());
+        if let Some((f, flags)) = self.compiled.get(&sha) {
+            return Ok((f.clone(), *flags, sha));
         }
         let flags = shebang_flags(body)?;
         let f = self
@@ -255,9 +253,9 @@ impl<H: Host> Worker<H> {
                     error_text(&e)
                 )
             })?;
-        self.compiled.insert(sha, (f.clone(), flags));
+        self.compiled.insert(sha.clone(), (f.clone(), flags));
         self.shared.scripts.insert(body.clone());
-        Ok((f, flags))
+        Ok((f, flags, sha))
     }
 
     /// Brings this VM's functions up to the registry's version.
@@ -631,7 +629,7 @@ impl<H: Host> Worker<H> {
         }
         // Every run starts from the same random sequence (as in Redis), so
         // one script's math.randomseed does not leak into the next.
-        self.vm.randomseed.call::<()>(0)?;
+        self.vm.rng.set(crate::vm::RAND48_SEED);
         let r = self
             .vm
             .raw_pcall

@@ -455,3 +455,32 @@ fn no_script_can_change_what_the_next_one_sees() {
         assert_eq!(r, "$8\r\n[\"PONG\"]\r\n", "after {script}");
     }
 }
+
+#[test]
+fn math_random_is_per_vm_and_restarts_every_run() {
+    let (e, _s) = engine(2, 0);
+    let first = eval(
+        &e,
+        "return {math.random(100), math.random(5, 6), tostring(math.random() < 1)}",
+        &[],
+    )
+    .0;
+    for _ in 0..6 {
+        let _ = eval(&e, "math.randomseed(42) return math.random(1000)", &[]);
+        assert_eq!(
+            eval(
+                &e,
+                "return {math.random(100), math.random(5, 6), tostring(math.random() < 1)}",
+                &[]
+            )
+            .0,
+            first
+        );
+    }
+    assert!(eval(&e, "return math.random(0)", &[])
+        .0
+        .contains("interval is empty"));
+    assert!(eval(&e, "return math.random(3, 2)", &[])
+        .0
+        .contains("interval is empty"));
+}
