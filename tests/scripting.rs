@@ -666,6 +666,45 @@ fn script_kill_while_others_work() {
     assert!(e.contains("killed"), "{e}");
     let _: String = redis::cmd("PING").query(&mut other).unwrap();
     assert_eq!(get(&mut c, "undeclared"), None);
+    // FUNCTION KILL stops a looping function; FUNCTION STATS shows it.
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=loop\nredis.register_function('spin', function(keys) redis.call('SET', keys[1], 'x') while true do end end)")
+        .query(&mut k)
+        .unwrap();
+    let cl = s.client();
+    let runner = thread::spawn(move || {
+        let mut c = cl.get_connection().unwrap();
+        redis::cmd("FCALL")
+            .arg("spin")
+            .arg(1)
+            .arg("fkey")
+            .query::<redis::Value>(&mut c)
+            .unwrap_err()
+            .to_string()
+    });
+    let mut killed = false;
+    for _ in 0..400 {
+        thread::sleep(Duration::from_millis(10));
+        let stats: redis::Value = redis::cmd("FUNCTION").arg("STATS").query(&mut k).unwrap();
+        if !format!("{stats:?}").contains("spin") {
+            continue;
+        }
+        match redis::cmd("FUNCTION").arg("KILL").query::<String>(&mut k) {
+            Ok(_) => {
+                killed = true;
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Some("NOTBUSY"), "{e}"),
+        }
+    }
+    assert!(killed, "FUNCTION KILL never found the busy function");
+    let e = runner.join().unwrap();
+    assert!(
+        e.contains("Script killed by user with FUNCTION KILL"),
+        "{e}"
+    );
+    assert_eq!(get(&mut c, "fkey"), None);
 }
 
 #[test]
