@@ -91,6 +91,9 @@ pub(crate) fn open_incr(cfg: &AofConfig, path: &Path) -> io::Result<File> {
     }
 }
 
+/// Pause after a write under `everysec`/`no` (see [`Writer::run`]).
+const LINGER: Duration = Duration::from_micros(500);
+
 impl Writer {
     pub fn run(mut self) {
         let mut buf = BytesMut::new();
@@ -140,6 +143,13 @@ impl Writer {
             if !waiters.is_empty() {
                 self.write_batch(&buf, &mut waiters);
                 buf.clear();
+                // Under everysec/no nobody waits for the write: linger a
+                // little so that the next wake-up drains many submissions
+                // instead of every submission waking this thread (a futex
+                // wake and a context switch each).
+                if control.is_none() && self.cfg.fsync != FsyncPolicy::Always {
+                    std::thread::sleep(LINGER);
+                }
             }
             match control {
                 None => {}
