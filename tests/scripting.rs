@@ -917,3 +917,25 @@ fn expired_keys_in_scripts_replay_identically() {
         "{e}"
     );
 }
+
+/// EVAL in the middle of a pipeline: replies keep the request order and
+/// the commands around it see its writes in order.
+#[test]
+fn pipelined_scripts_keep_reply_order() {
+    let s = KvdServer::start(&[]);
+    let mut c = s.conn();
+    let mut p = redis::pipe();
+    for i in 0..50 {
+        p.cmd("SET").arg("pk").arg(i).ignore();
+        p.cmd("EVAL")
+            .arg("return redis.call('INCR', KEYS[1])")
+            .arg(1)
+            .arg("pk");
+        p.cmd("GET").arg("pk");
+    }
+    let replies: Vec<i64> = p.query(&mut c).unwrap();
+    assert_eq!(replies.len(), 100);
+    for (i, pair) in replies.chunks(2).enumerate() {
+        assert_eq!(pair, [i as i64 + 1, i as i64 + 1], "round {i}");
+    }
+}

@@ -52,9 +52,7 @@
 //! off (Redis's `loading`): a key whose absolute expiry passed meanwhile
 //! is written, then expires as usual once the server runs.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 use aof::{AofConfig, AofPosition, AofReader, Entry};
@@ -90,17 +88,7 @@ pub fn replay(
     let mut reader = AofReader::open(cfg, after)?;
     let total = reader.progress().bytes_total;
     let handle = ClientHandle::internal(0, "aof-loader");
-    let mut state = ConnState {
-        handle,
-        db: 0,
-        authed: true,
-        multi: None,
-        multi_dirty: false,
-        watched: Vec::new(),
-        watch_dirty: Arc::new(AtomicBool::new(false)),
-        close: false,
-        script: None,
-    };
+    let mut state = ConnState::new(handle, true);
     let mut session = shared.keyspace.session();
     let (mut keybuf, mut scratch) = (Vec::new(), Vec::new());
     let mut fx = Effects::default();

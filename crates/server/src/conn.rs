@@ -53,6 +53,21 @@ pub struct ConnState {
 }
 
 impl ConnState {
+    /// A fresh state on db 0 for `handle`.
+    pub fn new(handle: Arc<ClientHandle>, authed: bool) -> Self {
+        ConnState {
+            handle,
+            db: 0,
+            authed,
+            multi: None,
+            multi_dirty: false,
+            watched: Vec::new(),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            close: false,
+            script: None,
+        }
+    }
+
     /// Forgets every watched key.
     pub fn unwatch_all(&mut self, shared: &Shared) {
         let keys = std::mem::take(&mut self.watched);
@@ -218,17 +233,7 @@ pub async fn run(shared: Shared, mut stream: TcpStream, addr: SocketAddr) {
     };
     let mut conn = Connection {
         shared: shared.clone(),
-        state: ConnState {
-            handle: handle.clone(),
-            db: 0,
-            authed,
-            multi: None,
-            multi_dirty: false,
-            watched: Vec::new(),
-            watch_dirty: Arc::new(AtomicBool::new(false)),
-            close: false,
-            script: None,
-        },
+        state: ConnState::new(handle.clone(), authed),
         session: shared.keyspace.session(),
         keybuf: Vec::with_capacity(64),
         scratch: Vec::with_capacity(64),

@@ -237,43 +237,13 @@ impl KeyLocks {
             exclusive,
         };
         for s in stripes {
-            let w = &self.words[s];
-            let mut b = Backoff::default();
-            if exclusive {
-                loop {
-                    let cur = w.load(Ordering::Relaxed);
-                    if cur & EXCLUSIVE == 0
-                        && w.compare_exchange_weak(
-                            cur,
-                            cur | EXCLUSIVE,
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
-                        break;
-                    }
-                    if cur & EXCLUSIVE != 0 && abandon(s) {
-                        return None;
-                    }
-                    b.snooze();
-                }
-                // Shared holders are single commands: wait them out.
-                let mut b = Backoff::default();
-                while w.load(Ordering::Acquire) & SHARED_MASK != 0 {
-                    b.snooze();
-                }
+            let ok = if exclusive {
+                self.acquire_exclusive_or(s, abandon)
             } else {
-                loop {
-                    if let Some(g) = self.try_shared(s) {
-                        std::mem::forget(g);
-                        break;
-                    }
-                    if abandon(s) {
-                        return None;
-                    }
-                    b.snooze();
-                }
+                self.acquire_shared_or(s, abandon)
+            };
+            if !ok {
+                return None; // `held` releases what it took
             }
             held.stripes.push(s);
         }
@@ -281,18 +251,34 @@ impl KeyLocks {
     }
 
     fn acquire_shared(&self, s: usize) {
-        let mut b = Backoff::default();
-        loop {
-            self.wait_not_exclusive(s);
-            if let Some(g) = self.try_shared(s) {
-                std::mem::forget(g); // released by Held
-                return;
-            }
-            b.snooze();
-        }
+        self.acquire_shared_or(s, &|_| false);
     }
 
     fn acquire_exclusive(&self, s: usize) {
+        self.acquire_exclusive_or(s, &|_| false);
+    }
+
+    /// Takes `s` shared, waiting while it is held exclusively; false (not
+    /// taken) as soon as `abandon(s)` says so while waiting.
+    fn acquire_shared_or(&self, s: usize, abandon: &dyn Fn(usize) -> bool) -> bool {
+        let mut b = Backoff::default();
+        loop {
+            while self.exclusive_held(s) {
+                if abandon(s) {
+                    return false;
+                }
+                b.snooze();
+            }
+            if let Some(g) = self.try_shared(s) {
+                std::mem::forget(g); // released by Held
+                return true;
+            }
+        }
+    }
+
+    /// Takes `s` exclusively; false (not taken) if `abandon(s)` says so
+    /// while another holds it exclusively.
+    fn acquire_exclusive_or(&self, s: usize, abandon: &dyn Fn(usize) -> bool) -> bool {
         let w = &self.words[s];
         let mut b = Backoff::default();
         // Claim the exclusive bit (blocks new shared holders) ...
@@ -309,13 +295,17 @@ impl KeyLocks {
             {
                 break;
             }
+            if cur & EXCLUSIVE != 0 && abandon(s) {
+                return false;
+            }
             b.snooze();
         }
-        // ... then wait for the shared holders to leave.
+        // ... then wait for the shared holders (single commands) to leave.
         let mut b = Backoff::default();
         while w.load(Ordering::Acquire) & SHARED_MASK != 0 {
             b.snooze();
         }
+        true
     }
 }
 

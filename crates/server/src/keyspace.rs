@@ -725,35 +725,6 @@ impl<'a, 's> Db<'a, 's> {
                     _ => None,
                 });
             }
-            let mut expired = false;
-            let r = self
-                .sess
-                .p
-                .read_with(self.sess.k1, |v, meta| {
-                    if alive(&meta, now) {
-                        Some(f(v, &meta))
-                    } else {
-                        expired = true;
-                        None
-                    }
-                })?
-                .flatten();
-            if expired {
-                // Lazy expiry as outside scripts (the replay must see the
-                // DEL before what the script does with the key), but in the
-                // script's buffer: applied and logged only on commit.
-                if let Some(ov) = self.sess.fx.overlay.as_mut() {
-                    ov.entries
-                        .insert(self.sess.k1.clone(), (self.logical, None));
-                }
-                if self.sess.fx.enabled {
-                    let key = Bytes::copy_from_slice(&self.sess.k1[1..]);
-                    self.sess
-                        .fx
-                        .log(self.logical, &[Bytes::from_static(b"DEL"), key]);
-                }
-            }
-            return Ok(r);
         }
         let mut expired = false;
         let r = self
@@ -769,7 +740,21 @@ impl<'a, 's> Db<'a, 's> {
             })?
             .flatten();
         if expired {
-            self.expired_found();
+            if let Some(ov) = self.sess.fx.overlay.as_mut() {
+                // Lazy expiry inside a script, as outside (the replay must
+                // see the DEL before what the script does with the key),
+                // but in its buffer: applied and logged only on commit.
+                ov.entries
+                    .insert(self.sess.k1.clone(), (self.logical, None));
+                if self.sess.fx.enabled {
+                    let key = Bytes::copy_from_slice(&self.sess.k1[1..]);
+                    self.sess
+                        .fx
+                        .log(self.logical, &[Bytes::from_static(b"DEL"), key]);
+                }
+            } else {
+                self.expired_found();
+            }
         }
         Ok(r)
     }

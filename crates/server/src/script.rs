@@ -16,7 +16,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
@@ -94,17 +93,7 @@ impl ScriptCalls {
         let handle = ClientHandle::internal(id, "lua");
         let session = shared.keyspace.session();
         ScriptCalls {
-            state: ConnState {
-                handle,
-                db: 0,
-                authed: true,
-                multi: None,
-                multi_dirty: false,
-                watched: Vec::new(),
-                watch_dirty: Arc::new(AtomicBool::new(false)),
-                close: false,
-                script: None,
-            },
+            state: ConnState::new(handle, true),
             shared,
             session,
             keybuf: Vec::new(),
