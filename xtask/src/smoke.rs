@@ -69,6 +69,11 @@ pub fn run(bin: Option<PathBuf>) -> Result<()> {
         cli(&["GET"])?,
         "ERR wrong number of arguments for 'get' command",
     )?;
+    expect(cli(&["EVAL", "return 'hello'", "0"])?, "hello")?;
+    expect(
+        cli(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", "smoke:n"])?,
+        "43",
+    )?;
 
     let out = Command::new("redis-benchmark")
         .args([
