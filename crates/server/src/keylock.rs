@@ -1,6 +1,6 @@
 //! Key locks: a fixed table of striped reader/writer latches over
 //! `(physical db, key)`, isolating multi-key atomic commands (MSET, RENAME,
-//! MULTI/EXEC, later scripts) from every other command.
+//! MULTI/EXEC, Lua scripts) from every other command.
 //!
 //! Protocol (one `AtomicU64` per stripe: bit 63 = exclusive, low bits =
 //! shared count):
