@@ -194,6 +194,9 @@ impl Calls for ScriptCalls {
             cmd::run(&mut ctx, spec, args);
         }
         let mut buf = BytesMut::from(&self.out.buf[..]);
+        if self.out.buf.capacity() > 1 << 20 {
+            self.out.buf = BytesMut::new(); // don't keep a big reply's buffer
+        }
         Ok(match self.decoder.decode(&mut buf) {
             Ok(Some(f)) => f,
             _ => error(b"ERR internal error: unreadable command reply"),
