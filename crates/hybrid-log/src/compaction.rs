@@ -17,6 +17,9 @@
 //!   when `begin` moves (readers stop at `begin`; recovery scans from `begin`).
 //! * Readers never wait for compaction: it pins only per record, and disk walks re-validate
 //!   against `begin` (a chain cut by `begin` moving means "retry from the index").
+//! * [`Store::evict`] is the same pass with a per-record choice: a record to evict is not
+//!   copied; its key gets a tombstone under the same "only if still the latest" commit
+//!   (the building block of cache mode, decision 007).
 
 use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, Weak};
@@ -47,6 +50,9 @@ pub struct CompactionStats {
     pub records_dropped: u64,
     /// Of the dropped records: expired ones.
     pub records_expired: u64,
+    /// Latest records deleted by an eviction pass ([`Store::evict`]): a tombstone
+    /// replaced each (counted apart from `records_dropped`).
+    pub records_evicted: u64,
     /// Bytes copied to the tail.
     pub bytes_copied: u64,
     /// Segment files deleted right away (others go after the next checkpoints).
@@ -71,6 +77,21 @@ pub(crate) struct CompactionState {
 enum Copy {
     Copied,
     Dead,
+}
+
+/// An eviction pass's choice per live record (key, meta).
+pub type Decide<'a> = dyn FnMut(&[u8], &RecordMeta) -> Eviction + 'a;
+
+/// Called with (key, value, meta) of every key an eviction pass deleted.
+pub type OnEvict<'a> = dyn FnMut(&[u8], &[u8], &RecordMeta) + 'a;
+
+/// What an eviction pass ([`Store::evict`]) does with a live record of its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// Copy it to the tail, as compaction does.
+    Keep,
+    /// Delete the key (if this record is still its latest).
+    Evict,
 }
 
 impl Pinned<'_> {
@@ -104,14 +125,22 @@ impl Pinned<'_> {
         }
     }
 
-    /// Copies the record of `key` at `addr` to the tail if it is still the key's latest.
+    /// Copies the record of `key` at `addr` to the tail if it is still the key's latest, or
+    /// with `tombstone` appends a tombstone instead (deletes the key), under the same
+    /// condition.
     fn copy_if_latest(
         &mut self,
         key: &[u8],
         value: &[u8],
         meta: RecordMeta,
         addr: u64,
+        tombstone: bool,
     ) -> Result<Copy, StoreError> {
+        let (value, flags) = if tombstone {
+            (&[][..], TOMBSTONE)
+        } else {
+            (value, 0)
+        };
         let hash = Store::hash(key);
         loop {
             let h0 = match self.inner.index.find(hash, &self.guard) {
@@ -122,7 +151,7 @@ impl Pinned<'_> {
                 // A newer record of the key, or the record is no longer reachable.
                 return Ok(Copy::Dead);
             }
-            match self.append_checked(hash, key, value, meta, 0, h0, addr)? {
+            match self.append_checked(hash, key, value, meta, flags, h0, addr)? {
                 crate::rmw::Commit::Done => return Ok(Copy::Copied),
                 crate::rmw::Commit::Conflict => continue,
             }
@@ -140,6 +169,33 @@ impl Store {
     /// Blocking: from async code call it in `spawn_blocking`, with no session pinned on the
     /// calling thread.
     pub fn compact(&self, until: u64) -> Result<CompactionStats, StoreError> {
+        self.compact_with(until, &mut |_, _| Eviction::Keep, &mut |_, _, _| {})
+    }
+
+    /// An eviction pass (cache mode): compaction of `[begin, until)` in which `decide`
+    /// chooses, for each live record, between copying it to the tail ([`Eviction::Keep`])
+    /// and deleting its key ([`Eviction::Evict`]). A key is deleted with a tombstone through
+    /// the RMW commit protocol, only if the record is still the key's latest: a write that
+    /// races with the pass either lands first (the record is no longer the latest and the
+    /// key stays) or sees the tombstone (it creates the key anew). `on_evict(key, value,
+    /// meta)` reports every key that was deleted, exactly once, so callers can keep
+    /// counters exact. Expired records reach `decide` only with
+    /// `StoreConfig::compaction_keeps_expired`.
+    pub fn evict(
+        &self,
+        until: u64,
+        decide: &mut Decide<'_>,
+        on_evict: &mut OnEvict<'_>,
+    ) -> Result<CompactionStats, StoreError> {
+        self.compact_with(until, decide, on_evict)
+    }
+
+    fn compact_with(
+        &self,
+        until: u64,
+        decide: &mut Decide<'_>,
+        on_evict: &mut OnEvict<'_>,
+    ) -> Result<CompactionStats, StoreError> {
         let t0 = Instant::now();
         let inner = &*self.inner;
         let _one = inner
@@ -182,7 +238,15 @@ impl Store {
                     let key = &rec[PREFIX_SIZE..PREFIX_SIZE + p.key_len];
                     let value =
                         &rec[PREFIX_SIZE + p.key_len..PREFIX_SIZE + p.key_len + p.value_len];
-                    match session.pin().copy_if_latest(key, value, p.meta, addr)? {
+                    let evict = decide(key, &p.meta) == Eviction::Evict;
+                    match session
+                        .pin()
+                        .copy_if_latest(key, value, p.meta, addr, evict)?
+                    {
+                        Copy::Copied if evict => {
+                            stats.records_evicted += 1;
+                            on_evict(key, value, &p.meta);
+                        }
                         Copy::Copied => {
                             stats.records_copied += 1;
                             stats.bytes_copied += rec.len() as u64;
@@ -215,6 +279,7 @@ impl Store {
             scanned = stats.records_scanned,
             copied = stats.records_copied,
             dropped = stats.records_dropped,
+            evicted = stats.records_evicted,
             ms = stats.duration.as_millis() as u64,
             "log compaction done"
         );

@@ -166,7 +166,7 @@ pub use address::{FIRST_ADDRESS, INVALID_ADDRESS};
 #[doc(hidden)]
 pub use checkpoint::CHECKPOINT_CRASH_POINTS;
 pub use checkpoint::{CheckpointInfo, RecoveryInfo};
-pub use compaction::CompactionStats;
+pub use compaction::{CompactionStats, Decide, Eviction, OnEvict};
 pub use record::{RecordMeta, ValueMut};
 pub use store::{KeyLocks, Pinned, Session, Store, StoreConfig, StoreStats};
 
