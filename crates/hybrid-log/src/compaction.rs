@@ -169,6 +169,12 @@ impl Store {
     /// Blocking: from async code call it in `spawn_blocking`, with no session pinned on the
     /// calling thread.
     pub fn compact(&self, until: u64) -> Result<CompactionStats, StoreError> {
+        let inner = &*self.inner;
+        let _one = inner
+            .compaction
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.compact_with(until, &mut |_, _| Eviction::Keep, &mut |_, _, _| {})
     }
 
@@ -187,7 +193,31 @@ impl Store {
         decide: &mut Decide<'_>,
         on_evict: &mut OnEvict<'_>,
     ) -> Result<CompactionStats, StoreError> {
+        let inner = &*self.inner;
+        let _one = inner
+            .compaction
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.compact_with(until, decide, on_evict)
+    }
+
+    /// [`Store::evict`] that does not wait: `Ok(None)` when a compaction or another
+    /// eviction pass is running (callers holding a lock others wait for should not wait
+    /// behind a long compaction).
+    pub fn try_evict(
+        &self,
+        until: u64,
+        decide: &mut Decide<'_>,
+        on_evict: &mut OnEvict<'_>,
+    ) -> Result<Option<CompactionStats>, StoreError> {
+        let inner = &*self.inner;
+        let _one = match inner.compaction.lock.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+        };
+        self.compact_with(until, decide, on_evict).map(Some)
     }
 
     fn compact_with(
@@ -196,13 +226,9 @@ impl Store {
         decide: &mut Decide<'_>,
         on_evict: &mut OnEvict<'_>,
     ) -> Result<CompactionStats, StoreError> {
+        // The caller holds the compaction lock (one pass at a time).
         let t0 = Instant::now();
         let inner = &*self.inner;
-        let _one = inner
-            .compaction
-            .lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
         let log = inner.log.clone();
         log.check_failed()?;
         let begin = log.begin();
