@@ -74,7 +74,7 @@ impl DbCounts {
 impl DbCounts {
     /// Applies an RMW outcome. `old_ttl` / `new_ttl`: whether the old / new
     /// record has an expiry.
-    fn apply(&self, outcome: RmwOutcome, old_ttl: bool, new_ttl: bool) {
+    pub(crate) fn apply(&self, outcome: RmwOutcome, old_ttl: bool, new_ttl: bool) {
         let (dk, de) = match outcome {
             RmwOutcome::Created => (1, new_ttl as i64),
             RmwOutcome::Updated => (0, new_ttl as i64 - old_ttl as i64),
@@ -213,6 +213,10 @@ pub struct Keyspace {
     pub locks: KeyLocks,
     /// Keys removed because their TTL passed (lazy + active).
     pub expired_keys: Arc<AtomicU64>,
+    /// Keys removed by eviction (`crate::evict`).
+    pub evicted_keys: AtomicU64,
+    /// Over `maxmemory` with nothing evictable: writes get `-OOM`.
+    pub oom: AtomicBool,
     /// Key counts per physical db.
     pub counts: Arc<Vec<DbCounts>>,
     /// SCAN cursors handed to clients (engine log addresses): only these
@@ -292,6 +296,8 @@ impl Keyspace {
             watches: Arc::new(Watches::default()),
             locks: KeyLocks::default(),
             expired_keys: Arc::new(AtomicU64::new(0)),
+            evicted_keys: AtomicU64::new(0),
+            oom: AtomicBool::new(false),
             counts: Arc::new((0..256).map(|_| DbCounts::default()).collect()),
             cursors: Mutex::new(IssuedCursors::default()),
             max_value,

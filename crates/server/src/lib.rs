@@ -71,6 +71,7 @@ pub mod aofw;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod evict;
 pub mod glob;
 pub mod keylock;
 pub mod keyspace;

@@ -90,9 +90,9 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
             "option '{name}' is stored for CONFIG GET only: the feature is not built yet"
         );
     }
-    if cfg.maxmemory_policy != "noeviction" {
+    if kvd::evict::Policy::parse(&cfg.maxmemory_policy).is_none() {
         tracing::warn!(
-            "maxmemory-policy {} is stored only: kvd does not evict yet",
+            "maxmemory-policy {} is stored only (not built yet; kvd implements noeviction, allkeys-random, volatile-random): data beyond maxmemory spills to disk",
             cfg.maxmemory_policy
         );
     }
@@ -102,6 +102,15 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     // which keeps the per-db key counters (DBSIZE, INFO keyspace) exact.
     scfg.compaction_enabled = true;
     scfg.compaction_keeps_expired = true;
+    if matches!(
+        kvd::evict::Policy::parse(&cfg.maxmemory_policy),
+        Some(p) if p != kvd::evict::Policy::NoEviction
+    ) {
+        // Cache mode: evicted log space is given back a segment file at a
+        // time, so use 16 MiB segments instead of 1 GiB (a store created
+        // earlier keeps the geometry of its checkpoint).
+        scfg.segment_bits = 24;
+    }
     if cfg.maxmemory > 0 {
         // The in-memory log needs a few pages; below that, use the minimum.
         let min = 4u64 << scfg.page_bits;
@@ -275,6 +284,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         }
         shared.keyspace.start_active_expiry(hz, shared.clone());
         kvd::persist::start_saver(&shared);
+        kvd::evict::start(&shared);
         kvd::metrics::start(&shared);
         {
             let c = shared.config();

@@ -147,6 +147,12 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
         }
         return;
     }
+    if spec.has(flag::DENYOOM) && crate::evict::oom(ctx.shared) {
+        ctx.out
+            .error(b"OOM command not allowed when used memory > 'maxmemory'.");
+        ctx.conn.multi_dirty |= ctx.conn.multi.is_some();
+        return;
+    }
     if let Some(e) = ctx.shared.keyspace.aof.get().and_then(|a| a.failure()) {
         if misconf_applies(ctx, spec) && spec.id != Cmd::Ping {
             ctx.out.error(e.to_string().as_bytes());

@@ -294,7 +294,10 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
                 "expired_keys:{}",
                 shared.keyspace.expired_keys.load(Ordering::Relaxed)
             );
-            f!("evicted_keys:0");
+            f!(
+                "evicted_keys:{}",
+                shared.keyspace.evicted_keys.load(Ordering::Relaxed)
+            );
             f!("keyspace_hits:{}", st.sum(|s| &s.keyspace_hits));
             f!("keyspace_misses:{}", st.sum(|s| &s.keyspace_misses));
             f!("pubsub_channels:0");
@@ -455,6 +458,7 @@ fn config(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) {
         "resetstat" => {
             ctx.shared.stats.reset();
             ctx.shared.keyspace.expired_keys.store(0, Ordering::Relaxed);
+            ctx.shared.keyspace.evicted_keys.store(0, Ordering::Relaxed);
             ctx.out.ok();
         }
         "help" => {

@@ -1,0 +1,219 @@
+//! Cache mode, first slice (issue 9): `allkeys-random` keeps the log —
+//! memory and disk together — near `--maxmemory` while far more is written,
+//! never refusing a write, with `evicted_keys` and DBSIZE exact;
+//! `volatile-random` evicts only keys with a TTL and answers `-OOM` when
+//! only keys without one are left; `noeviction` still spills to disk.
+
+use std::time::{Duration, Instant};
+
+use kvd_suite::KvdServer;
+
+fn info(c: &mut redis::Connection, field: &str) -> u64 {
+    let text: String = redis::cmd("INFO").query(c).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn dbsize(c: &mut redis::Connection) -> u64 {
+    redis::cmd("DBSIZE").query(c).unwrap()
+}
+
+/// Keys a full SCAN reports (ground truth for DBSIZE).
+fn scan_count(c: &mut redis::Connection) -> u64 {
+    let mut cursor = 0u64;
+    let mut n = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query(c)
+            .unwrap();
+        n += keys.len() as u64;
+        cursor = next;
+        if cursor == 0 {
+            return n;
+        }
+    }
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    total
+}
+
+/// Waits until the evictor has brought the log under the limit.
+fn settle(c: &mut redis::Connection) {
+    let t0 = Instant::now();
+    let mut last = u64::MAX;
+    while t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+        let e = info(c, "evicted_keys");
+        if e == last {
+            return;
+        }
+        last = e;
+    }
+}
+
+#[test]
+fn allkeys_random_bounds_memory_and_disk_without_refusing_writes() {
+    let s = KvdServer::start(&[
+        "--maxmemory",
+        "2mb",
+        "--maxmemory-policy",
+        "allkeys-random",
+        "--save",
+        "",
+    ]);
+    let mut c = s.conn();
+    let value = "v".repeat(1000);
+    // 120 MB written through a 24 MB limit, pipelined.
+    for chunk in 0..120 {
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("k{chunk}:{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        let _: () = p.query(&mut c).expect("a write was refused");
+    }
+    settle(&mut c);
+    let evicted = info(&mut c, "evicted_keys");
+    assert!(evicted > 60_000, "evicted only {evicted}");
+    let n = dbsize(&mut c);
+    assert_eq!(
+        n,
+        scan_count(&mut c),
+        "DBSIZE drifted from the real key count"
+    );
+    assert_eq!(n + evicted, 120_000, "keys + evicted != written");
+    // The newest keys survive (the oldest data goes first).
+    let v: Option<String> = redis::cmd("GET").arg("k119:999").query(&mut c).unwrap();
+    assert_eq!(v.as_deref(), Some(value.as_str()));
+    // Disk stays near the limit (plus a segment and the checkpoint files).
+    let disk = dir_bytes(&s.dir().join("log"));
+    assert!(disk < 64 << 20, "log files grew to {disk} bytes");
+}
+
+#[test]
+fn volatile_random_evicts_only_ttl_keys_then_answers_oom() {
+    let s = KvdServer::start(&[
+        "--maxmemory",
+        "2mb",
+        "--maxmemory-policy",
+        "volatile-random",
+        "--save",
+        "",
+    ]);
+    let mut c = s.conn();
+    let value = "v".repeat(1000);
+    // Keys without a TTL (1 MB) must all survive.
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.cmd("SET").arg(format!("keep{i}")).arg(&value).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    // 80 MB of keys with a TTL: evicted as needed.
+    for chunk in 0..80 {
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("t{chunk}:{i}"))
+                .arg(&value)
+                .arg("EX")
+                .arg(3600)
+                .ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    settle(&mut c);
+    assert!(info(&mut c, "evicted_keys") > 30_000);
+    for i in (0..1000).step_by(97) {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(format!("keep{i}"))
+            .query(&mut c)
+            .unwrap();
+        assert!(v.is_some(), "keep{i} (no TTL) was evicted");
+    }
+    assert_eq!(dbsize(&mut c), scan_count(&mut c));
+    // Now only keys without a TTL: fill past the limit, then writes get OOM.
+    let mut oom = None;
+    for i in 0..20_000 {
+        match redis::cmd("SET")
+            .arg(format!("more{i}"))
+            .arg(&value)
+            .query::<()>(&mut c)
+        {
+            Ok(()) => {}
+            Err(e) => {
+                oom = Some(e.to_string());
+                break;
+            }
+        }
+        if i % 5000 == 4999 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let e = oom.expect("never answered OOM");
+    assert!(
+        e.contains("command not allowed when used memory > 'maxmemory'"),
+        "{e}"
+    );
+    // Reads and deletes still work.
+    let _: Option<String> = redis::cmd("GET").arg("keep1").query(&mut c).unwrap();
+    let _: i64 = redis::cmd("DEL").arg("keep1").query(&mut c).unwrap();
+}
+
+/// Evictions reach the AOF as DELs: after a restart the evicted keys stay
+/// gone (DBSIZE and the surviving keys are the same).
+#[test]
+fn evictions_survive_a_restart_through_the_aof() {
+    let s = KvdServer::start(&[
+        "--maxmemory",
+        "24mb",
+        "--maxmemory-policy",
+        "allkeys-random",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]);
+    let mut c = s.conn();
+    let value = "w".repeat(1000);
+    for chunk in 0..60 {
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("a{chunk}:{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    settle(&mut c);
+    let evicted = info(&mut c, "evicted_keys");
+    assert!(evicted > 0);
+    let before = dbsize(&mut c);
+    drop(c);
+    let s = s.restart();
+    let mut c = s.conn();
+    let after = dbsize(&mut c);
+    assert_eq!(after, scan_count(&mut c));
+    assert_eq!(before, after, "evicted keys came back after the restart");
+}
