@@ -74,7 +74,7 @@ pub(crate) struct CompactionState {
     live_estimate: AtomicU64,
 }
 
-enum Copy {
+pub(crate) enum Copy {
     Copied,
     Dead,
 }
@@ -128,7 +128,7 @@ impl Pinned<'_> {
     /// Copies the record of `key` at `addr` to the tail if it is still the key's latest, or
     /// with `tombstone` appends a tombstone instead (deletes the key), under the same
     /// condition.
-    fn copy_if_latest(
+    pub(crate) fn copy_if_latest(
         &mut self,
         key: &[u8],
         value: &[u8],

@@ -265,11 +265,27 @@ impl Pinned<'_> {
                 match walk_memory(log, start, key, INVALID_ADDRESS, g) {
                     Walk::Absent | Walk::Stopped => return Ok(None),
                     Walk::Memory(r) => {
-                        let lock = r.address() >= log.safe_read_only();
+                        let addr = r.address();
+                        let lock = addr >= log.safe_read_only();
                         let f = f.take().expect("f is used once");
-                        return Ok(
-                            r.read(lock, |v, meta, h| (h & TOMBSTONE == 0).then(|| f(v, meta)))
-                        );
+                        let promote = addr < log.read_only()
+                            && self
+                                .inner
+                                .copy_reads
+                                .load(std::sync::atomic::Ordering::Relaxed);
+                        let mut copy = None;
+                        let out = r.read(lock, |v, meta, h| {
+                            (h & TOMBSTONE == 0).then(|| {
+                                if promote {
+                                    copy = Some((v.to_vec(), meta));
+                                }
+                                f(v, meta)
+                            })
+                        });
+                        if let Some((v, meta)) = copy {
+                            self.copy_if_latest(key, &v, meta, addr, false)?;
+                        }
+                        return Ok(out);
                     }
                     Walk::Disk(a) => a,
                 }
@@ -293,7 +309,17 @@ impl Pinned<'_> {
                             return Ok(None);
                         }
                         let f = f.take().expect("f is used once");
-                        return Ok(Some(f(h.value(&self.scratch.io), h.prefix.meta)));
+                        let meta = h.prefix.meta;
+                        let out = f(h.value(&self.scratch.io), meta);
+                        if self
+                            .inner
+                            .copy_reads
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                        {
+                            let v = h.value(&self.scratch.io).to_vec();
+                            self.copy_if_latest(key, &v, meta, h.addr, false)?;
+                        }
+                        return Ok(Some(out));
                     }
                     from = None;
                 }

@@ -124,6 +124,8 @@ pub(crate) struct Inner {
     pub compaction: CompactionState,
     /// Scan cursors handed out (see `cursors.rs`).
     pub cursors: crate::cursors::IssuedCursors,
+    /// Reads copy records below `read_only` to the tail (cache mode's second chance).
+    pub copy_reads: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -388,6 +390,7 @@ impl Store {
                 durable,
                 compaction: CompactionState::default(),
                 cursors: crate::cursors::IssuedCursors::new(),
+                copy_reads: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         {
@@ -439,6 +442,17 @@ impl Store {
     }
 
     /// Current statistics.
+    /// Second chance for cache mode: while on, a read that finds its record below
+    /// `read_only` (the read-only part of memory, or on disk) copies it to the tail if it
+    /// is still the key's latest, so records that are read stay out of the oldest part of
+    /// the log that eviction passes ([`Store::evict`]) take.
+    pub fn set_copy_reads_to_tail(&self, on: bool) {
+        self.inner
+            .copy_reads
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Store statistics.
     pub fn stats(&self) -> StoreStats {
         let log = &self.inner.log;
         StoreStats {

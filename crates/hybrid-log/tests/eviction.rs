@@ -148,3 +148,74 @@ fn evicting_everything_under_concurrent_increments_loses_nothing() {
     );
     assert!(evicted > 0, "no pass caught a counter");
 }
+
+#[test]
+fn reads_copy_to_tail_so_read_keys_survive_eviction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_cfg(dir.path());
+    cfg.memory_budget = 8 << 12;
+    let store = Store::open(cfg).unwrap();
+    store.set_copy_reads_to_tail(true);
+    let mut s = store.session();
+    for k in 0..20 {
+        s.upsert(
+            format!("hot{k}").as_bytes(),
+            &[1; 50],
+            RecordMeta::default(),
+        )
+        .unwrap();
+    }
+    let mut evicted_hot = 0;
+    let mut evicted_cold = 0;
+    for round in 0..40 {
+        for i in 0..200 {
+            s.upsert(
+                format!("cold{round}:{i}").as_bytes(),
+                &[2; 60],
+                RecordMeta::default(),
+            )
+            .unwrap();
+        }
+        // Every hot key is read once per round: its record is copied to the tail whenever
+        // it fell below read_only.
+        for k in 0..20 {
+            assert!(
+                s.read(format!("hot{k}").as_bytes()).unwrap().is_some(),
+                "hot{k} was evicted in round {round}"
+            );
+        }
+        store
+            .evict(u64::MAX, &mut |_, _| Eviction::Evict, &mut |k, _, _| {
+                if k.starts_with(b"hot") {
+                    evicted_hot += 1;
+                } else {
+                    evicted_cold += 1;
+                }
+            })
+            .unwrap();
+    }
+    assert!(evicted_cold > 1000, "evicted only {evicted_cold} cold keys");
+    assert_eq!(evicted_hot, 0, "read keys were evicted");
+    // With the second chance off, the hot keys go too.
+    store.set_copy_reads_to_tail(false);
+    for round in 0..40 {
+        for i in 0..200 {
+            s.upsert(
+                format!("late{round}:{i}").as_bytes(),
+                &[3; 60],
+                RecordMeta::default(),
+            )
+            .unwrap();
+        }
+        for k in 0..20 {
+            let _ = s.read(format!("hot{k}").as_bytes()).unwrap();
+        }
+        store
+            .evict(u64::MAX, &mut |_, _| Eviction::Evict, &mut |_, _, _| {})
+            .unwrap();
+    }
+    let gone = (0..20)
+        .filter(|k| s.read(format!("hot{k}").as_bytes()).unwrap().is_none())
+        .count();
+    assert_eq!(gone, 20, "without copies, reads do not protect keys");
+}
