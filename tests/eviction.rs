@@ -217,3 +217,58 @@ fn evictions_survive_a_restart_through_the_aof() {
     assert_eq!(after, scan_count(&mut c));
     assert_eq!(before, after, "evicted keys came back after the restart");
 }
+
+/// `allkeys-lru`: a hot set read continuously keeps a hit rate ≥ 90 % while
+/// cold writes stream through the limit (reads give records a second chance).
+#[test]
+fn allkeys_lru_keeps_a_read_hot_set() {
+    let s = KvdServer::start(&[
+        "--maxmemory",
+        "24mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+        "--save",
+        "",
+    ]);
+    let mut c = s.conn();
+    const HOT: usize = 2000;
+    let mut p = redis::pipe();
+    for k in 0..HOT {
+        p.cmd("SET")
+            .arg(format!("hot{k}"))
+            .arg("h".repeat(100))
+            .ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    let cold = "c".repeat(1000);
+    let (mut hits, mut reads) = (0u64, 0u64);
+    for round in 0..100 {
+        // 1 MB of cold writes ...
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("cold{round}:{i}"))
+                .arg(&cold)
+                .ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+        // ... then the whole hot set is read.
+        let mut p = redis::pipe();
+        for k in 0..HOT {
+            p.cmd("GET").arg(format!("hot{k}"));
+        }
+        let got: Vec<Option<String>> = p.query(&mut c).unwrap();
+        reads += got.len() as u64;
+        hits += got.iter().filter(|v| v.is_some()).count() as u64;
+    }
+    settle(&mut c);
+    let evicted = info(&mut c, "evicted_keys");
+    assert!(
+        evicted > 30_000,
+        "only {evicted} evicted: the test did not go past the limit"
+    );
+    let rate = hits as f64 / reads as f64;
+    eprintln!("hot-set hit rate {rate:.3}, evicted {evicted}");
+    assert!(rate >= 0.9, "hot-set hit rate {rate:.3}");
+    assert_eq!(dbsize(&mut c), scan_count(&mut c));
+}

@@ -1,5 +1,5 @@
-//! Cache mode (first slice of issue 9, decision 007): with
-//! `--maxmemory-policy allkeys-random` or `volatile-random`, a background
+//! Cache mode (issue 9, decision 007): with `--maxmemory-policy`
+//! `allkeys-random`, `allkeys-lru`, `volatile-random` or `volatile-lru`, a background
 //! thread keeps the log (`tail - begin`, memory and disk together) under
 //! `--maxmemory` by eviction passes over its oldest part
 //! ([`hybrid_log::Store::evict`]): every live record there is kept (copied
@@ -7,9 +7,13 @@
 //!
 //! - `allkeys-random`: every key in the oldest window goes (which keys are
 //!   oldest is unrelated to how they are used).
-//! - `volatile-random`: only keys with a TTL go; the others are kept. If a
-//!   pass over the whole window frees nothing, writes that may grow memory
-//!   get `-OOM` until the log is under the limit again.
+//! - `allkeys-lru`: the same, with the engine's second chance on: a read
+//!   that finds its record below `read_only` copies it to the tail
+//!   ([`hybrid_log::Store::set_copy_reads_to_tail`]), so the oldest window
+//!   holds only keys not read since they left the mutable part of memory.
+//! - `volatile-random` / `volatile-lru`: only keys with a TTL go; the others
+//!   are kept. If a pass over the whole window frees nothing, writes that may
+//!   grow memory get `-OOM` until the log is under the limit again.
 //! - The other policies are accepted by CONFIG but not built yet (the
 //!   server warns; they behave as `noeviction`, i.e. spill to disk).
 //! - Only records already flushed from the in-memory log can be evicted, so
@@ -43,6 +47,10 @@ pub enum Policy {
     AllKeysRandom,
     /// Evict keys with a TTL only.
     VolatileRandom,
+    /// Evict any key not read since it left the mutable part of the log.
+    AllKeysLru,
+    /// `allkeys-lru` among keys with a TTL.
+    VolatileLru,
 }
 
 impl Policy {
@@ -52,8 +60,18 @@ impl Policy {
             "noeviction" => Some(Policy::NoEviction),
             "allkeys-random" => Some(Policy::AllKeysRandom),
             "volatile-random" => Some(Policy::VolatileRandom),
+            "allkeys-lru" => Some(Policy::AllKeysLru),
+            "volatile-lru" => Some(Policy::VolatileLru),
             _ => None,
         }
+    }
+
+    fn volatile(self) -> bool {
+        matches!(self, Policy::VolatileRandom | Policy::VolatileLru)
+    }
+
+    fn lru(self) -> bool {
+        matches!(self, Policy::AllKeysLru | Policy::VolatileLru)
     }
 }
 
@@ -78,9 +96,13 @@ pub fn start(shared: &Shared) {
                     Some(p) if p != Policy::NoEviction && limit > 0 => p,
                     _ => {
                         shared.keyspace.oom.store(false, Ordering::Relaxed);
+                        shared.keyspace.store().set_copy_reads_to_tail(false);
                         continue;
                     }
                 };
+                // LRU's second chance: reads copy records that left the
+                // mutable part of the log back to the tail.
+                shared.keyspace.store().set_copy_reads_to_tail(policy.lru());
                 if let Err(e) = evict_to(&shared, limit, policy) {
                     tracing::warn!("eviction failed: {e}");
                 }
@@ -125,7 +147,7 @@ fn evict_to(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid_lo
         let stats = store.try_evict(
             until,
             &mut |key, meta| {
-                if policy == Policy::VolatileRandom && meta.expire_at_ms == 0 {
+                if policy.volatile() && meta.expire_at_ms == 0 {
                     return Eviction::Keep;
                 }
                 // A key a script, EXEC or writer holds stays.
