@@ -272,3 +272,63 @@ fn allkeys_lru_keeps_a_read_hot_set() {
     assert!(rate >= 0.9, "hot-set hit rate {rate:.3}");
     assert_eq!(dbsize(&mut c), scan_count(&mut c));
 }
+
+/// `volatile-ttl`: the keys expiring soonest go first.
+#[test]
+fn volatile_ttl_evicts_the_soonest_expiring_first() {
+    let s = KvdServer::start(&[
+        "--maxmemory",
+        "24mb",
+        "--maxmemory-policy",
+        "volatile-ttl",
+        "--save",
+        "",
+    ]);
+    let mut c = s.conn();
+    let value = "t".repeat(1000);
+    let write = |c: &mut redis::Connection, from: usize, to: usize| {
+        let mut p = redis::pipe();
+        for i in from..to {
+            p.cmd("SET")
+                .arg(format!("s{i}"))
+                .arg(&value)
+                .arg("EX")
+                .arg(1000)
+                .ignore();
+            p.cmd("SET")
+                .arg(format!("l{i}"))
+                .arg(&value)
+                .arg("EX")
+                .arg(100_000)
+                .ignore();
+        }
+        let _: () = p.query(c).unwrap();
+    };
+    write(&mut c, 0, 5000);
+    // Let active expiry estimate the mean TTL (INFO keyspace avg_ttl).
+    let t0 = Instant::now();
+    loop {
+        let ks: String = redis::cmd("INFO").arg("keyspace").query(&mut c).unwrap();
+        if ks.contains("avg_ttl=") && !ks.contains("avg_ttl=0") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no avg_ttl: {ks}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for chunk in 1..5 {
+        write(&mut c, chunk * 5000, (chunk + 1) * 5000);
+    }
+    settle(&mut c);
+    assert!(info(&mut c, "evicted_keys") > 10_000);
+    let count = |c: &mut redis::Connection, prefix: &str| -> usize {
+        let mut p = redis::pipe();
+        for i in 0..25_000 {
+            p.cmd("EXISTS").arg(format!("{prefix}{i}"));
+        }
+        let v: Vec<i64> = p.query(c).unwrap();
+        v.iter().filter(|&&x| x == 1).count()
+    };
+    let (short, long) = (count(&mut c, "s"), count(&mut c, "l"));
+    eprintln!("survivors: short TTL {short}, long TTL {long}");
+    assert!(long > 2 * short + 1000, "short {short} vs long {long}");
+}

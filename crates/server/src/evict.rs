@@ -11,8 +11,10 @@
 //!   that finds its record below `read_only` copies it to the tail
 //!   ([`hybrid_log::Store::set_copy_reads_to_tail`]), so the oldest window
 //!   holds only keys not read since they left the mutable part of memory.
-//! - `volatile-random` / `volatile-lru`: only keys with a TTL go; the others
-//!   are kept. If a pass over the whole window frees nothing, writes that may
+//! - `volatile-random` / `volatile-lru` / `volatile-ttl`: only keys with a
+//!   TTL go; the others are kept. `volatile-ttl` first spares the keys that
+//!   expire later than their db's mean remaining TTL (active expiry's
+//!   estimate, INFO's `avg_ttl`), so the soonest-expiring go first. If a pass over the whole window frees nothing, writes that may
 //!   grow memory get `-OOM` until the log is under the limit again.
 //! - The other policies are accepted by CONFIG but not built yet (the
 //!   server warns; they behave as `noeviction`, i.e. spill to disk).
@@ -51,6 +53,8 @@ pub enum Policy {
     AllKeysLru,
     /// `allkeys-lru` among keys with a TTL.
     VolatileLru,
+    /// Keys with a TTL, the soonest-expiring first.
+    VolatileTtl,
 }
 
 impl Policy {
@@ -62,12 +66,16 @@ impl Policy {
             "volatile-random" => Some(Policy::VolatileRandom),
             "allkeys-lru" => Some(Policy::AllKeysLru),
             "volatile-lru" => Some(Policy::VolatileLru),
+            "volatile-ttl" => Some(Policy::VolatileTtl),
             _ => None,
         }
     }
 
     fn volatile(self) -> bool {
-        matches!(self, Policy::VolatileRandom | Policy::VolatileLru)
+        matches!(
+            self,
+            Policy::VolatileRandom | Policy::VolatileLru | Policy::VolatileTtl
+        )
     }
 
     fn lru(self) -> bool {
@@ -103,7 +111,7 @@ pub fn start(shared: &Shared) {
                 // LRU's second chance: reads copy records that left the
                 // mutable part of the log back to the tail.
                 shared.keyspace.store().set_copy_reads_to_tail(policy.lru());
-                if let Err(e) = evict_to(&shared, limit, policy) {
+                if let Err(e) = evict_sweep(&shared, limit, policy) {
                     tracing::warn!("eviction failed: {e}");
                 }
             }
@@ -113,8 +121,9 @@ pub fn start(shared: &Shared) {
     }
 }
 
-/// Runs eviction windows until the log is under `TARGET * limit`.
-fn evict_to(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid_log::StoreError> {
+/// One sweep (at most the log as it was) of eviction windows, until the
+/// log is under `TARGET * limit`.
+fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid_log::StoreError> {
     let ks = &shared.keyspace;
     let store = ks.store();
     let size = |s: &hybrid_log::StoreStats| s.tail - s.begin;
@@ -126,6 +135,10 @@ fn evict_to(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid_lo
     }
     let mut evicted = 0u64;
     let mut examined = false;
+    // volatile-ttl: first only keys expiring sooner than their db's mean
+    // remaining TTL (the active expiry cycle's estimate), then any.
+    let ttl_cut = policy == Policy::VolatileTtl;
+    let now = crate::util::now_ms();
     // At most one sweep over the log as it was: kept records are copied to
     // the tail, so a policy that keeps everything must stop somewhere.
     let sweep_end = st.tail;
@@ -149,6 +162,14 @@ fn evict_to(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid_lo
             &mut |key, meta| {
                 if policy.volatile() && meta.expire_at_ms == 0 {
                     return Eviction::Keep;
+                }
+                if ttl_cut {
+                    let avg = key.first().map_or(0, |&p| {
+                        ks.counts[p as usize].avg_ttl_ms.load(Ordering::Relaxed)
+                    });
+                    if avg > 0 && meta.expire_at_ms > now.saturating_add(avg) {
+                        return Eviction::Keep;
+                    }
                 }
                 // A key a script, EXEC or writer holds stays.
                 let s = crate::keylock::stripe_encoded(key);
@@ -195,6 +216,10 @@ fn evict_to(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid_lo
         if st.begin <= before {
             break; // no progress (the window could not move)
         }
+    }
+    if ttl_cut && evicted == 0 && size(&st) > limit {
+        // Sparing the later-expiring keys freed nothing: any TTL key may go.
+        return evict_sweep(shared, limit, Policy::VolatileRandom);
     }
     // Still over the limit after a sweep that evicted nothing: only keys
     // that may not be evicted are left.

@@ -92,7 +92,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     }
     if kvd::evict::Policy::parse(&cfg.maxmemory_policy).is_none() {
         tracing::warn!(
-            "maxmemory-policy {} is stored only (not built yet; kvd implements noeviction, allkeys-random, allkeys-lru, volatile-random, volatile-lru): data beyond maxmemory spills to disk",
+            "maxmemory-policy {} is stored only (not built yet; kvd implements all but allkeys-lfu and volatile-lfu): data beyond maxmemory spills to disk",
             cfg.maxmemory_policy
         );
     }
