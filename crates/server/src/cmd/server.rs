@@ -238,17 +238,26 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
         }
         "memory" => {
             let rss = rss_bytes();
+            // What the store holds in memory: the in-memory part of its log
+            // and its hash index (Redis: what the allocator handed out).
+            let st = shared.keyspace.store().stats();
+            let in_memory = st.tail.saturating_sub(st.head).min(st.log_memory_bytes);
+            let used = (in_memory + st.index_memory_bytes).max(1);
+            static PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let peak = PEAK.fetch_max(used, Ordering::Relaxed).max(used);
             f!("# Memory");
-            f!("used_memory:{rss}");
-            f!("used_memory_human:{}", human_bytes(rss));
+            f!("used_memory:{used}");
+            f!("used_memory_human:{}", human_bytes(used));
             f!("used_memory_rss:{rss}");
             f!("used_memory_rss_human:{}", human_bytes(rss));
-            f!("used_memory_peak:{rss}");
-            f!("used_memory_peak_human:{}", human_bytes(rss));
+            f!("used_memory_peak:{peak}");
+            f!("used_memory_peak_human:{}", human_bytes(peak));
             f!("maxmemory:{}", cfg.maxmemory);
             f!("maxmemory_human:{}", human_bytes(cfg.maxmemory));
             f!("maxmemory_policy:{}", cfg.maxmemory_policy);
-            f!("mem_fragmentation_ratio:1.00");
+            f!("mem_fragmentation_ratio:{:.2}", rss as f64 / used as f64);
+            f!("kvd_log_bytes:{}", st.tail - st.begin);
+            f!("kvd_log_disk_bytes:{}", st.disk_bytes);
             f!("mem_allocator:libc");
             if let Some(e) = shared.scripting.get() {
                 let (libs, funcs) = e.functions().counts();
