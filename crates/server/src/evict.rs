@@ -11,7 +11,13 @@
 //!   that finds its record below `read_only` copies it to the tail
 //!   ([`hybrid_log::Store::set_copy_reads_to_tail`]), so the oldest window
 //!   holds only keys not read since they left the mutable part of memory.
-//! - `volatile-random` / `volatile-lru` / `volatile-ttl`: only keys with a
+//! - `allkeys-lfu`: access frequencies are counted in a sketch of Redis's
+//!   logarithmic counters ([`Sketch`], halved every minute); in the oldest
+//!   window the keys whose counter grew past the initial value (used since
+//!   written, not decayed back) are kept, the others go (a sweep that keeps
+//!   everything is redone as `allkeys-random`). Coarser than Redis, which
+//!   compares sampled counters with each other.
+//! - `volatile-random` / `volatile-lru` / `volatile-ttl` / `volatile-lfu`: only keys with a
 //!   TTL go; the others are kept. `volatile-ttl` first spares the keys that
 //!   expire later than their db's mean remaining TTL (active expiry's
 //!   estimate, INFO's `avg_ttl`), so the soonest-expiring go first. If a pass over the whole window frees nothing, writes that may
@@ -55,6 +61,10 @@ pub enum Policy {
     VolatileLru,
     /// Keys with a TTL, the soonest-expiring first.
     VolatileTtl,
+    /// Evict the least frequently used keys of the oldest window.
+    AllKeysLfu,
+    /// `allkeys-lfu` among keys with a TTL.
+    VolatileLfu,
 }
 
 impl Policy {
@@ -67,6 +77,8 @@ impl Policy {
             "allkeys-lru" => Some(Policy::AllKeysLru),
             "volatile-lru" => Some(Policy::VolatileLru),
             "volatile-ttl" => Some(Policy::VolatileTtl),
+            "allkeys-lfu" => Some(Policy::AllKeysLfu),
+            "volatile-lfu" => Some(Policy::VolatileLfu),
             _ => None,
         }
     }
@@ -74,12 +86,19 @@ impl Policy {
     fn volatile(self) -> bool {
         matches!(
             self,
-            Policy::VolatileRandom | Policy::VolatileLru | Policy::VolatileTtl
+            Policy::VolatileRandom
+                | Policy::VolatileLru
+                | Policy::VolatileTtl
+                | Policy::VolatileLfu
         )
     }
 
     fn lru(self) -> bool {
         matches!(self, Policy::AllKeysLru | Policy::VolatileLru)
+    }
+
+    fn lfu(self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
     }
 }
 
@@ -94,6 +113,7 @@ pub fn start(shared: &Shared) {
     let spawned = std::thread::Builder::new()
         .name("kvd-evict".into())
         .spawn(move || {
+            let mut last_decay = std::time::Instant::now();
             while !shared.shutting_down.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(20));
                 let (limit, policy) = {
@@ -105,9 +125,19 @@ pub fn start(shared: &Shared) {
                     _ => {
                         shared.keyspace.oom.store(false, Ordering::Relaxed);
                         shared.keyspace.store().set_copy_reads_to_tail(false);
+                        shared.keyspace.lfu.on.store(false, Ordering::Relaxed);
                         continue;
                     }
                 };
+                shared
+                    .keyspace
+                    .lfu
+                    .on
+                    .store(policy.lfu(), Ordering::Relaxed);
+                if policy.lfu() && last_decay.elapsed() >= LFU_DECAY {
+                    shared.keyspace.lfu.decay();
+                    last_decay = std::time::Instant::now();
+                }
                 // LRU's second chance: reads copy records that left the
                 // mutable part of the log back to the tail.
                 shared.keyspace.store().set_copy_reads_to_tail(policy.lru());
@@ -135,6 +165,7 @@ fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid
     }
     let mut evicted = 0u64;
     let mut examined = false;
+    let mut examined_bytes = 0u64;
     // volatile-ttl: first only keys expiring sooner than their db's mean
     // remaining TTL (the active expiry cycle's estimate), then any.
     let ttl_cut = policy == Policy::VolatileTtl;
@@ -153,6 +184,7 @@ fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid
             break;
         }
         examined = true;
+        examined_bytes += until - st.begin;
         let aof = ks.aof.get();
         let _gate = ks.gate.read().unwrap_or_else(|e| e.into_inner());
         let mut held: Vec<usize> = Vec::new();
@@ -161,6 +193,12 @@ fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid
             until,
             &mut |key, meta| {
                 if policy.volatile() && meta.expire_at_ms == 0 {
+                    return Eviction::Keep;
+                }
+                // LFU: a key used since it was written (its counter grew
+                // past the initial value and has not decayed back) stays;
+                // the rest goes.
+                if policy.lfu() && ks.lfu.estimate(key) > LFU_INIT {
                     return Eviction::Keep;
                 }
                 if ttl_cut {
@@ -217,9 +255,18 @@ fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid
             break; // no progress (the window could not move)
         }
     }
-    if ttl_cut && evicted == 0 && size(&st) > limit {
-        // Sparing the later-expiring keys freed nothing: any TTL key may go.
-        return evict_sweep(shared, limit, Policy::VolatileRandom);
+    // Only when a good part of the log was looked at: a window of recently
+    // kept (hot) keys followed by not-yet-flushed data is not "everything".
+    if (ttl_cut || policy.lfu()) && evicted == 0 && size(&st) > limit && examined_bytes >= limit / 2
+    {
+        // Sparing the later-expiring / more frequent keys freed nothing:
+        // any (TTL) key may go.
+        let fallback = if policy.volatile() {
+            Policy::VolatileRandom
+        } else {
+            Policy::AllKeysRandom
+        };
+        return evict_sweep(shared, limit, fallback);
     }
     // Still over the limit after a sweep that evicted nothing: only keys
     // that may not be evicted are left.
@@ -228,4 +275,125 @@ fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid
         Ordering::Relaxed,
     );
     Ok(())
+}
+
+/// Redis's `LFU_INIT_VAL`: the counter of a new key.
+const LFU_INIT: u8 = 5;
+/// Redis's default `lfu-log-factor`.
+const LFU_LOG_FACTOR: f64 = 10.0;
+/// Redis's default `lfu-decay-time` (minutes): counters halve this often.
+const LFU_DECAY: Duration = Duration::from_secs(60);
+const SKETCH_ROWS: usize = 4;
+const SKETCH_WIDTH: usize = 1 << 16;
+
+/// Access frequencies for the LFU policies: a count-min sketch of Redis's
+/// 8-bit logarithmic counters (`LFULogIncr`), keyed by encoded key, halved
+/// every `lfu-decay-time`. A sketch rather than a counter in every record:
+/// records are immutable below `read_only`, and 256 KiB covers any number
+/// of keys (collisions only make a key look more frequent).
+#[derive(Debug)]
+pub struct Sketch {
+    rows: Box<[std::sync::atomic::AtomicU8]>,
+    /// Accesses are counted (an LFU policy is active).
+    pub on: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Sketch {
+    fn default() -> Self {
+        Sketch {
+            rows: (0..SKETCH_ROWS * SKETCH_WIDTH)
+                .map(|_| std::sync::atomic::AtomicU8::new(0))
+                .collect(),
+            on: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Sketch {
+    fn slots(key: &[u8]) -> [usize; SKETCH_ROWS] {
+        use std::hash::Hasher;
+        let mut h = fxhash::FxHasher64::default();
+        h.write(key);
+        let mut x = h.finish();
+        let mut out = [0; SKETCH_ROWS];
+        for (i, o) in out.iter_mut().enumerate() {
+            x ^= x >> 33;
+            x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            x ^= x >> 29;
+            *o = i * SKETCH_WIDTH + (x as usize & (SKETCH_WIDTH - 1));
+        }
+        out
+    }
+
+    /// The estimated counter of an encoded key.
+    pub fn estimate(&self, key: &[u8]) -> u8 {
+        Self::slots(key)
+            .iter()
+            .map(|&s| self.rows[s].load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// One access (read or write) of an encoded key: a new key starts at
+    /// `LFU_INIT`, then the counter grows logarithmically (Redis's
+    /// `LFULogIncr`), conservative update across the rows.
+    pub fn touch(&self, key: &[u8]) {
+        if !self.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let slots = Self::slots(key);
+        let est = slots
+            .iter()
+            .map(|&s| self.rows[s].load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        let next = if est < LFU_INIT {
+            LFU_INIT
+        } else if est == u8::MAX {
+            return;
+        } else {
+            let base = (est - LFU_INIT) as f64;
+            let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
+            if rand::random::<f64>() >= p {
+                return;
+            }
+            est + 1
+        };
+        for s in slots {
+            self.rows[s].fetch_max(next, Ordering::Relaxed);
+        }
+    }
+
+    /// Halves every counter (`lfu-decay-time`).
+    fn decay(&self) {
+        for c in self.rows.iter() {
+            let v = c.load(Ordering::Relaxed);
+            c.store(v / 2, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sketch_counts_like_redis_lfu() {
+        let s = Sketch::default();
+        s.touch(b"\0k");
+        assert_eq!(s.estimate(b"\0k"), 0, "off: nothing counted");
+        s.on.store(true, Ordering::Relaxed);
+        s.touch(b"\0k");
+        assert_eq!(s.estimate(b"\0k"), LFU_INIT);
+        s.touch(b"\0k");
+        assert_eq!(s.estimate(b"\0k"), LFU_INIT + 1);
+        for _ in 0..10_000 {
+            s.touch(b"\0k");
+        }
+        let e = s.estimate(b"\0k");
+        assert!(e > LFU_INIT + 3 && e < 100, "logarithmic growth: {e}");
+        assert_eq!(s.estimate(b"\0other"), 0);
+        s.decay();
+        assert_eq!(s.estimate(b"\0k"), e / 2);
+    }
 }

@@ -217,6 +217,8 @@ pub struct Keyspace {
     pub evicted_keys: AtomicU64,
     /// Over `maxmemory` with nothing evictable: writes get `-OOM`.
     pub oom: AtomicBool,
+    /// Access frequencies for the LFU eviction policies.
+    pub lfu: crate::evict::Sketch,
     /// Key counts per physical db.
     pub counts: Arc<Vec<DbCounts>>,
     /// SCAN cursors handed to clients (engine log addresses): only these
@@ -298,6 +300,7 @@ impl Keyspace {
             expired_keys: Arc::new(AtomicU64::new(0)),
             evicted_keys: AtomicU64::new(0),
             oom: AtomicBool::new(false),
+            lfu: crate::evict::Sketch::default(),
             counts: Arc::new((0..256).map(|_| DbCounts::default()).collect()),
             cursors: Mutex::new(IssuedCursors::default()),
             max_value,
@@ -708,6 +711,7 @@ impl<'a, 's> Db<'a, 's> {
     ) -> Result<Option<R>, StoreError> {
         let r = self.peek(key, f)?;
         let c = if r.is_some() {
+            self.ks.lfu.touch(self.sess.k1);
             &self.stats.keyspace_hits
         } else {
             &self.stats.keyspace_misses
@@ -795,6 +799,7 @@ impl<'a, 's> Db<'a, 's> {
         };
         let outcome = self.sess.p.rmw(self.sess.k1, &mut ops)?;
         self.ks.counts[self.phys as usize].apply(outcome, ops.old_ttl, meta.expire_at_ms != 0);
+        self.ks.lfu.touch(self.sess.k1);
         self.ks.watches.touch(self.sess.k1);
         self.stats.dirty.fetch_add(1, Ordering::Relaxed);
         self.sess.fx.changes += 1;
@@ -911,6 +916,7 @@ impl<'a, 's> Db<'a, 's> {
         let outcome = outcome?;
         self.ks.counts[self.phys as usize].apply(outcome, old_ttl, new_ttl);
         if outcome != RmwOutcome::Unchanged && outcome != RmwOutcome::NotFound {
+            self.ks.lfu.touch(self.sess.k1);
             self.ks.watches.touch(self.sess.k1);
             self.stats.dirty.fetch_add(1, Ordering::Relaxed);
             self.sess.fx.changes += 1;
