@@ -177,47 +177,30 @@ impl KeyLocks {
 
     /// Takes `stripes` (sorted and deduplicated here) shared or
     /// exclusively, waiting as needed. Call only while unpinned.
-    pub fn lock(&self, mut stripes: Vec<usize>, exclusive: bool) -> Held<'_> {
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut held = Held {
-            locks: self,
-            stripes: Vec::with_capacity(stripes.len()),
-            exclusive,
-        };
-        for s in stripes {
+    pub fn lock(&self, stripes: Vec<usize>, exclusive: bool) -> Held<'_> {
+        let take = |s| {
             if exclusive {
-                self.acquire_exclusive(s);
+                self.acquire_exclusive(s)
             } else {
-                self.acquire_shared(s);
+                self.acquire_shared(s)
             }
-            held.stripes.push(s);
-        }
-        held
+            true
+        };
+        self.take_all(stripes, exclusive, &take)
+            .unwrap_or_else(|| unreachable!("waiting acquisitions always succeed"))
     }
 
     /// Takes `stripes` (sorted and deduplicated here) without waiting:
     /// all of them, or none (None).
-    pub fn try_lock_all(&self, mut stripes: Vec<usize>, exclusive: bool) -> Option<Held<'_>> {
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut held = Held {
-            locks: self,
-            stripes: Vec::with_capacity(stripes.len()),
-            exclusive,
-        };
-        for s in stripes {
-            let ok = if exclusive {
+    pub fn try_lock_all(&self, stripes: Vec<usize>, exclusive: bool) -> Option<Held<'_>> {
+        let take = |s| {
+            if exclusive {
                 self.try_exclusive(s)
             } else {
                 self.try_shared(s).map(std::mem::forget).is_some()
-            };
-            if !ok {
-                return None; // `held` releases what it took
             }
-            held.stripes.push(s);
-        }
-        Some(held)
+        };
+        self.take_all(stripes, exclusive, &take)
     }
 
     /// Like [`KeyLocks::lock`], but gives up (releasing what it took) as
@@ -225,9 +208,27 @@ impl KeyLocks {
     /// exclusively by someone else. Call only while unpinned.
     pub fn lock_or_abandon(
         &self,
-        mut stripes: Vec<usize>,
+        stripes: Vec<usize>,
         exclusive: bool,
         abandon: &dyn Fn(usize) -> bool,
+    ) -> Option<Held<'_>> {
+        let take = |s| {
+            if exclusive {
+                self.acquire_exclusive_or(s, abandon)
+            } else {
+                self.acquire_shared_or(s, abandon)
+            }
+        };
+        self.take_all(stripes, exclusive, &take)
+    }
+
+    /// Takes each stripe in order with `take`; on the first failure
+    /// releases what it took and returns None.
+    fn take_all(
+        &self,
+        mut stripes: Vec<usize>,
+        exclusive: bool,
+        take: &dyn Fn(usize) -> bool,
     ) -> Option<Held<'_>> {
         stripes.sort_unstable();
         stripes.dedup();
@@ -237,12 +238,7 @@ impl KeyLocks {
             exclusive,
         };
         for s in stripes {
-            let ok = if exclusive {
-                self.acquire_exclusive_or(s, abandon)
-            } else {
-                self.acquire_shared_or(s, abandon)
-            };
-            if !ok {
+            if !take(s) {
                 return None; // `held` releases what it took
             }
             held.stripes.push(s);
