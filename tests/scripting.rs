@@ -431,7 +431,7 @@ fn failed_scripts_leave_no_trace() {
         )
     });
     let mut killed = false;
-    for _ in 0..400 {
+    for _ in 0..1200 {
         thread::sleep(Duration::from_millis(25));
         match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut c) {
             Ok(_) => {
@@ -602,7 +602,7 @@ fn script_kill_while_others_work() {
     // Other keys keep working while it runs.
     let mut other = s.conn();
     let mut saw_busy = false;
-    for i in 0..200 {
+    for i in 0..1500 {
         let _: () = redis::cmd("SET")
             .arg("free")
             .arg(i)
@@ -646,7 +646,7 @@ fn script_kill_while_others_work() {
         )
     });
     let mut saw_busy = false;
-    for _ in 0..400 {
+    for _ in 0..1500 {
         match redis::cmd("PING").query::<String>(&mut other) {
             Err(e) => {
                 assert!(e.to_string().contains("BUSY"), "{e}");
@@ -684,7 +684,7 @@ fn script_kill_while_others_work() {
             .to_string()
     });
     let mut killed = false;
-    for _ in 0..400 {
+    for _ in 0..1500 {
         thread::sleep(Duration::from_millis(10));
         let stats: redis::Value = redis::cmd("FUNCTION").arg("STATS").query(&mut k).unwrap();
         if !format!("{stats:?}").contains("spin") {
