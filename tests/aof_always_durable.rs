@@ -118,14 +118,7 @@ fn acknowledged_writes_survive_sigkill_during_rewrites() {
 }
 
 fn load_kill_check(rewrites: bool) {
-    let s = KvdServer::start(&[
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-    ]);
+    let s = KvdServer::start(kvd_suite::AOF_ALWAYS);
     let progress = Arc::new(AtomicU64::new(0));
     let acked: Vec<Acked> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..CLIENTS)

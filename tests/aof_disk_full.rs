@@ -8,16 +8,8 @@ use kvd_suite::KvdServer;
 
 #[test]
 fn full_disk_refuses_writes_and_loses_nothing_acknowledged() {
-    let args = [
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-    ];
     // 512 blocks of 512 bytes: the AOF fills up after ~250 writes of 1 KB.
-    let s = KvdServer::start_with_file_limit(&args, 512);
+    let s = KvdServer::start_with_file_limit(kvd_suite::AOF_ALWAYS, 512);
     let value = "x".repeat(1000);
     let mut c = s.conn();
     let mut acked = Vec::new();

@@ -9,14 +9,7 @@ use std::collections::BTreeMap;
 use kvd_suite::KvdServer;
 use util::*;
 
-const AOF: &[&str] = &[
-    "--appendonly",
-    "yes",
-    "--appendfsync",
-    "always",
-    "--save",
-    "",
-];
+const AOF: &[&str] = kvd_suite::AOF_ALWAYS;
 
 fn int_of(r: Reply) -> i64 {
     match r {

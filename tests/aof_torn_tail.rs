@@ -12,14 +12,7 @@ use std::time::{Duration, Instant};
 use kvd_suite::{free_port, kvd_binary, KvdServer};
 use util::*;
 
-const AOF: &[&str] = &[
-    "--appendonly",
-    "yes",
-    "--appendfsync",
-    "always",
-    "--save",
-    "",
-];
+const AOF: &[&str] = kvd_suite::AOF_ALWAYS;
 
 fn last_incr(dir: &Path) -> PathBuf {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("appendonlydir"))

@@ -40,6 +40,20 @@ fn get(c: &mut redis::Connection, k: &str) -> Option<String> {
     redis::cmd("GET").arg(k).query(c).expect("GET")
 }
 
+/// `SCRIPT KILL` or `FUNCTION KILL` (`container`) until a script is busy
+/// enough to be killed (every refusal must be NOTBUSY); false if none was
+/// within 30 s.
+fn kill_when_busy(c: &mut redis::Connection, container: &str) -> bool {
+    for _ in 0..3000 {
+        thread::sleep(Duration::from_millis(10));
+        match redis::cmd(container).arg("KILL").query::<String>(c) {
+            Ok(_) => return true,
+            Err(e) => assert_eq!(e.code(), Some("NOTBUSY"), "{e}"),
+        }
+    }
+    false
+}
+
 /// Sends raw RESP and reads until `done` accepts the bytes.
 fn raw(s: &KvdServer, req: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut t = s.raw();
@@ -430,18 +444,10 @@ fn failed_scripts_leave_no_trace() {
             &["k"],
         )
     });
-    let mut killed = false;
-    for _ in 0..1200 {
-        thread::sleep(Duration::from_millis(25));
-        match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut c) {
-            Ok(_) => {
-                killed = true;
-                break;
-            }
-            Err(e) => assert_eq!(e.code(), Some("NOTBUSY"), "{e}"),
-        }
-    }
-    assert!(killed, "SCRIPT KILL never found the busy script");
+    assert!(
+        kill_when_busy(&mut c, "SCRIPT"),
+        "SCRIPT KILL never found the busy script"
+    );
     let e = t.join().unwrap();
     assert!(e.contains("killed by user"), "{e}");
     assert_eq!(get(&mut c, "k").as_deref(), Some("orig"));
@@ -683,22 +689,21 @@ fn script_kill_while_others_work() {
             .unwrap_err()
             .to_string()
     });
-    let mut killed = false;
+    // FUNCTION STATS shows it while it runs.
+    let mut shown = false;
     for _ in 0..1500 {
         thread::sleep(Duration::from_millis(10));
         let stats: redis::Value = redis::cmd("FUNCTION").arg("STATS").query(&mut k).unwrap();
-        if !format!("{stats:?}").contains("spin") {
-            continue;
-        }
-        match redis::cmd("FUNCTION").arg("KILL").query::<String>(&mut k) {
-            Ok(_) => {
-                killed = true;
-                break;
-            }
-            Err(e) => assert_eq!(e.code(), Some("NOTBUSY"), "{e}"),
+        if format!("{stats:?}").contains("spin") {
+            shown = true;
+            break;
         }
     }
-    assert!(killed, "FUNCTION KILL never found the busy function");
+    assert!(shown, "FUNCTION STATS never showed the running function");
+    assert!(
+        kill_when_busy(&mut k, "FUNCTION"),
+        "FUNCTION KILL never found the busy function"
+    );
     let e = runner.join().unwrap();
     assert!(
         e.contains("Script killed by user with FUNCTION KILL"),
@@ -861,14 +866,7 @@ fn functions_load_call_list_and_survive_restart() {
 /// effect, so the AOF replays to the same state (replay ignores TTLs).
 #[test]
 fn expired_keys_in_scripts_replay_identically() {
-    let s = KvdServer::start(&[
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-    ]);
+    let s = KvdServer::start(kvd_suite::AOF_ALWAYS);
     let mut c = s.conn();
     let _: () = redis::cmd("SET")
         .arg("k")

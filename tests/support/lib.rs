@@ -13,6 +13,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// kvd flags for the AOF with `appendfsync always` and no save points:
+/// every acknowledged write is on disk, nothing else is.
+pub const AOF_ALWAYS: &[&str] = &[
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--save",
+    "",
+];
+
 /// Path of the `kvd` binary that `cargo test` built next to the test executable,
 /// or `$KVD_BIN` when set.
 pub fn kvd_binary() -> PathBuf {

@@ -49,17 +49,7 @@ impl Default for RecoveryConfig {
             clients: 3,
             max_run_ms: 600,
             seed: 1,
-            args: [
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            args: crate::AOF_ALWAYS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
