@@ -143,7 +143,7 @@ use crossbeam_epoch::{Collector, Guard};
 pub use entry::{ADDRESS_BITS, INVALID_ADDRESS};
 pub use latch::BucketLocks;
 
-use entry::{address, is_live, is_moved, partial_hash, ADDRESS_MASK};
+use entry::{address, is_live, is_moved, partial_hash, tag, ADDRESS_MASK};
 use root::Root;
 use sync::{AtomicU64, Backoff, Ordering};
 use table::{Table, DONE, IN_PROGRESS, NOT_STARTED};
@@ -198,7 +198,13 @@ impl EntryRef<'_> {
     /// The entry's current address (re-reads the atomic, Acquire).
     #[inline]
     pub fn address(&self) -> u64 {
-        address(self.slot.load(Ordering::Acquire))
+        let w = self.slot.load(Ordering::Acquire);
+        // The slot may have been freed by `remove_below` and reused by another tag.
+        if tag(w) == self.tag {
+            address(w)
+        } else {
+            INVALID_ADDRESS
+        }
     }
 
     /// True once a resize has moved this entry (its address is then frozen).
@@ -428,6 +434,41 @@ impl HashIndex {
         for idx in 0..t.len() {
             visit(t, idx, &mut scratch, &mut f);
         }
+    }
+
+    /// Frees every live entry whose address is valid and below `limit` (CAS to an empty
+    /// slot), so that the slot can hold another tag; returns how many were freed. For a
+    /// two-tier store whose records below `limit` moved to another tier: an entry below it
+    /// heads a chain that lies wholly below it (chains are in decreasing address order).
+    /// Entries whose address is still `INVALID_ADDRESS` (being created) are kept. Racing
+    /// updates of an entry win or lose their CAS as usual (a stale [`EntryRef`] of a freed
+    /// slot reads `INVALID_ADDRESS` and fails its CAS: the tag is part of the compare).
+    /// Entries of a table being resized are left alone (the next call frees them).
+    pub fn remove_below(&self, guard: &Guard, limit: u64) -> usize {
+        let t = self.table(guard);
+        if t.next.get().is_some() {
+            return 0;
+        }
+        let mut freed = 0;
+        for idx in 0..t.len() {
+            for b in find_tag::chain(t, idx) {
+                for slot in &b.entries {
+                    let w = slot.load(Ordering::Acquire);
+                    let a = address(w);
+                    if is_live(w)
+                        && a != INVALID_ADDRESS
+                        && a < limit
+                        && slot
+                            .compare_exchange(w, 0, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok()
+                    {
+                        t.uncount_entry(idx);
+                        freed += 1;
+                    }
+                }
+            }
+        }
+        freed
     }
 
     /// Remove every entry. The table shrinks back to `initial_buckets`.

@@ -117,6 +117,16 @@ impl Table {
         self.counters[idx % COUNTER_STRIPES].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Record one entry fewer in bucket `idx` (the entry was removed).
+    #[inline]
+    pub(crate) fn uncount_entry(&self, idx: usize) {
+        let _ = self.counters[idx % COUNTER_STRIPES].fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |n| Some(n.saturating_sub(1)),
+        );
+    }
+
     pub(crate) fn entry_count(&self) -> usize {
         self.counters
             .iter()

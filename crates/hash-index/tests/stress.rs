@@ -210,3 +210,103 @@ fn cas_counters_exact_while_growing_heavy() {
         check_counters(&index, &totals, split);
     }
 }
+
+/// `remove_below` frees slots while writers keep moving their keys' addresses up and
+/// readers look keys up: a reader never sees another key's address (a freed slot reused by
+/// another tag), no CAS lands on a freed slot, and at the end every key whose last address
+/// is at or above the final limit is found with exactly that address.
+#[test]
+fn remove_below_races_with_writers_and_readers() {
+    const KEYS: u64 = 2_000;
+    let index = HashIndex::new(IndexConfig {
+        initial_buckets: 256,
+    });
+    let seq = AtomicU64::new(1);
+    let limit = AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let last: Vec<AtomicU64> = (0..KEYS).map(|_| AtomicU64::new(0)).collect();
+    let freed = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let mut writers = Vec::new();
+        for t in 0..2u64 {
+            let (index, seq, last) = (&index, &seq, &last);
+            writers.push(s.spawn(move || {
+                let mut rng = StdRng::seed_from_u64(t);
+                for _ in 0..20_000 {
+                    // Each thread owns half of the keys: one writer per key.
+                    let k = rng.random_range(0..KEYS / 2) * 2 + t;
+                    let h = hash_of(k);
+                    let guard = crossbeam_epoch::pin();
+                    loop {
+                        let e = index.find_or_create_entry(h, &guard);
+                        let cur = e.address();
+                        assert!(
+                            cur == INVALID_ADDRESS || cur & 0xffff == k,
+                            "foreign address"
+                        );
+                        let new = (seq.fetch_add(1, Ordering::SeqCst) << 16) | k;
+                        if e.compare_exchange(cur, new).is_ok() {
+                            last[k as usize].store(new, Ordering::SeqCst);
+                            break;
+                        }
+                    }
+                }
+            }));
+        }
+        {
+            let (index, done) = (&index, &done);
+            s.spawn(move || {
+                let mut rng = StdRng::seed_from_u64(99);
+                while !done.load(Ordering::Relaxed) {
+                    let k = rng.random_range(0..KEYS);
+                    let guard = crossbeam_epoch::pin();
+                    if let Some(e) = index.find_entry(hash_of(k), &guard) {
+                        let a = e.address();
+                        assert!(a == INVALID_ADDRESS || a & 0xffff == k, "foreign address");
+                    }
+                }
+            });
+        }
+        let (index, seq, limit, freed) = (&index, &seq, &limit, &freed);
+        let sweeper = s.spawn(move || {
+            for _ in 0..100 {
+                // Trail the writers: free what is older than ~1,000 writes.
+                let l = (seq.load(Ordering::SeqCst).saturating_sub(1_000)) << 16;
+                limit.store(l, Ordering::SeqCst);
+                let guard = crossbeam_epoch::pin();
+                freed.fetch_add(index.remove_below(&guard, l), Ordering::Relaxed);
+                std::thread::yield_now();
+            }
+        });
+        for w in writers {
+            w.join().unwrap();
+        }
+        sweeper.join().unwrap();
+        done.store(true, Ordering::Relaxed);
+    });
+    let guard = crossbeam_epoch::pin();
+    let l = limit.load(Ordering::SeqCst);
+    let mut kept = 0;
+    for k in 0..KEYS {
+        let want = last[k as usize].load(Ordering::SeqCst);
+        let got = index.find_entry(hash_of(k), &guard).map(|e| e.address());
+        if want >= l {
+            assert_eq!(got, Some(want), "key {k} lost its entry");
+            kept += 1;
+        } else {
+            assert!(
+                got.is_none() || got == Some(want),
+                "key {k}: {got:?} vs {want}"
+            );
+        }
+    }
+    assert!(freed.load(Ordering::Relaxed) > 0, "nothing was freed");
+    assert!(kept > 0);
+    // Everything below the current top can be freed; then no entry is left.
+    let top = seq.load(Ordering::SeqCst) << 16;
+    index.remove_below(&guard, top);
+    assert_eq!(index.entry_count(), 0);
+    for k in 0..KEYS {
+        assert!(index.find_entry(hash_of(k), &guard).is_none());
+    }
+}
