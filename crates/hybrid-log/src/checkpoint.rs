@@ -28,7 +28,8 @@ use crate::store::Inner;
 use crate::{Store, StoreError};
 
 const MAGIC: &[u8; 8] = b"KVDCKPT1";
-const FORMAT: u32 = 1;
+/// Format 2 adds the cold tier's mark (two-tier stores); format 1 files still load.
+const FORMAT: u32 = 2;
 const TMP_NAME: &str = "checkpoint.tmp";
 const PREFIX: &str = "checkpoint.";
 /// Checkpoints kept on disk: the newest and the one before it (fallback if the newest's
@@ -102,6 +103,8 @@ pub(crate) struct Meta {
     pub index_buckets: u64,
     pub created_unix_ms: u64,
     pub token: Vec<u8>,
+    /// The cold tier at the cut (two-tier stores only).
+    pub cold: Option<crate::cold::ColdMark>,
 }
 
 fn fnv1a(data: &[u8]) -> u64 {
@@ -127,6 +130,15 @@ impl Meta {
         p.extend_from_slice(&self.created_unix_ms.to_le_bytes());
         p.extend_from_slice(&(self.token.len() as u32).to_le_bytes());
         p.extend_from_slice(&self.token);
+        match &self.cold {
+            None => p.push(0),
+            Some(c) => {
+                p.push(1);
+                for v in [c.begin, c.tail, c.cleared_at] {
+                    p.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
         let mut out = Vec::with_capacity(p.len() + 20);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(p.len() as u32).to_le_bytes());
@@ -149,10 +161,11 @@ impl Meta {
             return Err("checksum mismatch");
         }
         let mut r = Reader(&b[12..12 + len]);
-        if r.u32()? != FORMAT {
+        let format = r.u32()?;
+        if format != 1 && format != FORMAT {
             return Err("unknown format version");
         }
-        let m = Meta {
+        let mut m = Meta {
             version: r.u64()?,
             begin: r.u64()?,
             tail: r.u64()?,
@@ -165,7 +178,15 @@ impl Meta {
                 let n = r.u32()? as usize;
                 r.bytes(n)?.to_vec()
             },
+            cold: None,
         };
+        if format >= 2 && r.bytes(1)?[0] == 1 {
+            m.cold = Some(crate::cold::ColdMark {
+                begin: r.u64()?,
+                tail: r.u64()?,
+                cleared_at: r.u64()?,
+            });
+        }
         if m.begin > m.tail || !(12..=26).contains(&m.page_bits) || m.segment_bits < m.page_bits {
             return Err("inconsistent fields");
         }
@@ -251,6 +272,8 @@ pub(crate) fn load(path: &Path) -> Result<Meta, String> {
 pub(crate) struct Kept {
     pub version: u64,
     pub begin: u64,
+    /// The cold tier's `begin` at the cut (two-tier stores; `u64::MAX` otherwise).
+    pub cold_begin: u64,
     pub path: PathBuf,
 }
 
@@ -272,7 +295,7 @@ pub(crate) struct Durable {
 }
 
 impl Durable {
-    fn crash_point(&self, step: &str) {
+    pub(crate) fn crash_point(&self, step: &str) {
         if self.crash_at.as_deref() == Some(step) {
             eprintln!("hybrid-log: crash_at {step:?}: aborting (test hook)");
             std::process::abort();
@@ -297,7 +320,19 @@ impl Inner {
             .min()
             .unwrap_or(u64::MAX)
             .min(self.log.begin());
-        let (n, bytes) = self.log.segments.delete_below(limit)?;
+        let (mut n, mut bytes) = self.log.segments.delete_below(limit)?;
+        if let Some(cold) = &self.cold {
+            let limit = st
+                .kept
+                .iter()
+                .map(|k| k.cold_begin)
+                .min()
+                .unwrap_or(u64::MAX)
+                .min(cold.begin.load(SeqCst));
+            let (cn, cb) = cold.segments.delete_below(limit)?;
+            n += cn;
+            bytes += cb;
+        }
         if n > 0 {
             self.log.segments.sync_dir()?;
             tracing::debug!(files = n, bytes, below = limit, "deleted old log segments");
@@ -347,6 +382,9 @@ impl Store {
         // installed, so [begin, tail) holds every live record either way.
         let begin = log.begin();
         let cleared_at = log.m.cleared_at.load(SeqCst);
+        // Two-tier: read after the hot `begin`: migration commits to the cold log before
+        // it moves the hot `begin`, so every record below `begin` is below the cold tail.
+        let cold_mark = inner.cold.as_ref().map(|c| c.mark());
         let handle = log.collector.register();
         let (tail, index_buckets) = {
             let mut guard = handle.pin();
@@ -385,6 +423,9 @@ impl Store {
         }
         d.crash_point("flushed");
         log.segments.sync_all()?;
+        if let Some(cold) = &inner.cold {
+            cold.segments.sync_all()?;
+        }
         log.segments.sync_dir()?;
         d.crash_point("synced");
 
@@ -399,6 +440,7 @@ impl Store {
             index_buckets,
             created_unix_ms: now_unix_ms(),
             token,
+            cold: cold_mark,
         };
         let bytes = meta.encode();
         let dir = inner.dir.as_path();
@@ -425,6 +467,7 @@ impl Store {
         st.kept.push(Kept {
             version,
             begin,
+            cold_begin: cold_mark.map_or(u64::MAX, |c| c.begin),
             path,
         });
         while st.kept.len() > KEPT {
@@ -487,6 +530,11 @@ mod tests {
             segment_bits: 20,
             index_buckets: 1024,
             created_unix_ms: 1,
+            cold: Some(crate::cold::ColdMark {
+                begin: 64,
+                tail: 999,
+                cleared_at: 3,
+            }),
             token: b"aof:42".to_vec(),
         };
         let b = m.encode();

@@ -67,7 +67,7 @@ pub struct CompactionStats {
 #[derive(Debug, Default)]
 pub(crate) struct CompactionState {
     /// One compaction at a time.
-    lock: Mutex<()>,
+    pub lock: Mutex<()>,
     pub thread: Mutex<Option<JoinHandle<()>>>,
     /// Over-estimate of the live bytes at the last compaction: bytes copied plus the log
     /// above the compacted range when it started.
@@ -97,7 +97,7 @@ pub enum Eviction {
 impl Pinned<'_> {
     /// Where the first record of `key` is, from `start` down to (excluding) `stop_at`; disk
     /// reads run unpinned. `None`: reached `stop_at`.
-    fn first_of_key(
+    pub(crate) fn first_of_key(
         &mut self,
         start: u64,
         key: &[u8],
@@ -118,7 +118,7 @@ impl Pinned<'_> {
                 .repin_after(|| disk_find(&log, disk_start, key, stop_at, buf))?
             {
                 DiskWalk::Found(h) => return Ok(Some(h.addr)),
-                DiskWalk::Absent => return Ok(Some(INVALID_ADDRESS)),
+                DiskWalk::Absent | DiskWalk::Cut => return Ok(Some(INVALID_ADDRESS)),
                 DiskWalk::Stopped => return Ok(None),
                 DiskWalk::Memory(b) => from = b,
             }
@@ -143,6 +143,7 @@ impl Pinned<'_> {
         };
         let hash = Store::hash(key);
         loop {
+            let gen0 = self.inner.sweeps.load(SeqCst);
             let h0 = match self.inner.index.find(hash, &self.guard) {
                 None => return Ok(Copy::Dead),
                 Some(e) => e.address(),
@@ -151,7 +152,7 @@ impl Pinned<'_> {
                 // A newer record of the key, or the record is no longer reachable.
                 return Ok(Copy::Dead);
             }
-            match self.append_checked(hash, key, value, meta, flags, h0, addr)? {
+            match self.append_checked(hash, key, value, meta, flags, (h0, gen0), addr)? {
                 crate::rmw::Commit::Done => return Ok(Copy::Copied),
                 crate::rmw::Commit::Conflict => continue,
             }

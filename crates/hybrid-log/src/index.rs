@@ -54,6 +54,14 @@ impl Index {
     pub fn clear(&self, g: &Guard) {
         self.0.clear(g)
     }
+    /// Frees the entries that point below `limit` (two-tier migration).
+    pub fn remove_below(&self, g: &Guard, limit: u64) -> usize {
+        self.0.remove_below(g, limit)
+    }
+    /// Approximate number of entries.
+    pub fn entry_count(&self) -> u64 {
+        self.0.entry_count() as u64
+    }
     pub fn memory_bytes(&self) -> u64 {
         self.0.memory_bytes() as u64
     }

@@ -145,6 +145,7 @@
 
 mod address;
 mod checkpoint;
+mod cold;
 mod compaction;
 mod cursors;
 mod delete;
@@ -160,6 +161,7 @@ mod rmw;
 mod scan;
 mod segment;
 mod store;
+mod tier;
 mod upsert;
 
 pub use address::{FIRST_ADDRESS, INVALID_ADDRESS};
@@ -169,6 +171,9 @@ pub use checkpoint::{CheckpointInfo, RecoveryInfo};
 pub use compaction::{CompactionStats, Decide, Eviction, OnEvict};
 pub use record::{RecordMeta, ValueMut};
 pub use store::{KeyLocks, Pinned, Session, Store, StoreConfig, StoreStats};
+#[doc(hidden)]
+pub use tier::TIER_CRASH_POINTS;
+pub use tier::{MigrationStats, TierStats};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

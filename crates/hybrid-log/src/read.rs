@@ -9,6 +9,7 @@ use crate::record::{
     prev_of, Prefix, RecordRef, END_OF_PAGE, INVALID, PREFIX_SIZE, TOMBSTONE, WRITTEN,
 };
 use crate::store::{Inner, Pinned};
+use crate::tier::ColdLookup;
 use crate::{RecordMeta, Store, StoreError};
 
 /// Result of walking a chain in memory.
@@ -59,6 +60,9 @@ pub(crate) enum DiskWalk {
     Found(DiskHit),
     Absent,
     Stopped,
+    /// The chain continues below `begin` (cut by compaction or migration): what was there
+    /// is gone from this log (copied to the tail, or to a two-tier store's cold tier).
+    Cut,
     /// The chain continues at an address that is not flushed yet: walk it in memory.
     Memory(u64),
 }
@@ -134,11 +138,14 @@ pub(crate) fn disk_find(
     buf: &mut Vec<u8>,
 ) -> Result<DiskWalk, StoreError> {
     loop {
-        if addr == INVALID_ADDRESS || addr < log.begin() {
+        if addr == INVALID_ADDRESS {
             return Ok(DiskWalk::Absent);
         }
         if addr == stop_at {
             return Ok(DiskWalk::Stopped);
+        }
+        if addr < log.begin() {
+            return Ok(DiskWalk::Cut);
         }
         if addr
             >= log
@@ -151,7 +158,7 @@ pub(crate) fn disk_find(
         let p = match read_disk_prefix(log, addr, 4096, buf) {
             Ok(p) => p,
             // Compaction moved `begin` past it and deleted the segment meanwhile.
-            Err(_) if addr < log.begin() => return Ok(DiskWalk::Absent),
+            Err(_) if addr < log.begin() => return Ok(DiskWalk::Cut),
             Err(e) => return Err(e),
         };
         if p.header & INVALID == 0 && p.key_len == key.len() {
@@ -175,6 +182,8 @@ pub(crate) enum Located {
     At(u64),
     Absent,
     Stopped,
+    /// Cut by `begin` before `stop_at` (see [`DiskWalk::Cut`]).
+    Cut,
 }
 
 pub(crate) fn locate_pinned(
@@ -194,6 +203,7 @@ pub(crate) fn locate_pinned(
                 DiskWalk::Found(h) => return Ok(Located::At(h.addr)),
                 DiskWalk::Absent => return Ok(Located::Absent),
                 DiskWalk::Stopped => return Ok(Located::Stopped),
+                DiskWalk::Cut => return Ok(Located::Cut),
                 DiskWalk::Memory(b) => addr = b,
             },
         }
@@ -217,7 +227,7 @@ pub(crate) fn first_record_address(
     };
     Ok(match locate_pinned(log, start, key, stop_at, guard, buf)? {
         Located::At(a) => a,
-        Located::Absent | Located::Stopped => INVALID_ADDRESS,
+        Located::Absent | Located::Stopped | Located::Cut => INVALID_ADDRESS,
     })
 }
 
@@ -243,27 +253,31 @@ impl Pinned<'_> {
         // Index entry of the previous pass (a retry after `begin` moved is only useful if a
         // new record was installed meanwhile, e.g. compaction's copy).
         let mut last_entry: Option<u64> = None;
-        loop {
+        let mut gen0 = 0;
+        // A miss (no record of the key in the hot tier) breaks out with the entry read.
+        'hot: loop {
             let disk_start = {
                 let g = &self.guard;
                 let start = match from {
                     Some(a) => a,
-                    None => match self.inner.index.find(hash, g) {
-                        Some(entry) => {
-                            let a = entry.address();
-                            if last_entry == Some(a) {
-                                // Same chain as before, cut by `begin`: the key's records
-                                // were all dropped by compaction.
-                                return Ok(None);
-                            }
-                            last_entry = Some(a);
-                            a
+                    None => {
+                        gen0 = self.inner.sweeps.load(std::sync::atomic::Ordering::SeqCst);
+                        let Some(entry) = self.inner.index.find(hash, g) else {
+                            last_entry = None;
+                            break 'hot;
+                        };
+                        let a = entry.address();
+                        if last_entry == Some(a) {
+                            // Same chain as before, cut by `begin`: the key's records
+                            // were all dropped by compaction (or migrated).
+                            break 'hot;
                         }
-                        None => return Ok(None),
-                    },
+                        last_entry = Some(a);
+                        a
+                    }
                 };
                 match walk_memory(log, start, key, INVALID_ADDRESS, g) {
-                    Walk::Absent | Walk::Stopped => return Ok(None),
+                    Walk::Absent | Walk::Stopped => break 'hot,
                     Walk::Memory(r) => {
                         let addr = r.address();
                         let lock = addr >= log.safe_read_only();
@@ -296,10 +310,10 @@ impl Pinned<'_> {
                 .repin_after(|| disk_find(log, disk_start, key, INVALID_ADDRESS, buf))?;
             match step {
                 DiskWalk::Memory(b) => from = Some(b),
-                DiskWalk::Absent | DiskWalk::Stopped => {
+                DiskWalk::Absent | DiskWalk::Stopped | DiskWalk::Cut => {
                     // Re-validate: a chain cut by `begin` moving (compaction) means "retry".
                     if disk_start >= log.begin() {
-                        return Ok(None);
+                        break 'hot;
                     }
                     from = None;
                 }
@@ -324,6 +338,19 @@ impl Pinned<'_> {
                     from = None;
                 }
             }
+        }
+        // Not in the hot tier: the cold tier (two-tier stores).
+        match self.cold_lookup(hash, key)? {
+            Some(ColdLookup::Live(h)) => {
+                let f = f.take().expect("f is used once");
+                let meta = h.prefix.meta;
+                let out = f(h.value(&self.scratch.io), meta);
+                let value = h.value(&self.scratch.io).to_vec();
+                let h0 = last_entry.unwrap_or(INVALID_ADDRESS);
+                self.maybe_promote(hash, key, &value, meta, (h0, gen0))?;
+                Ok(Some(out))
+            }
+            Some(ColdLookup::Absent) | None => Ok(None),
         }
     }
 }

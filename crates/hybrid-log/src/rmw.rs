@@ -2,7 +2,7 @@
 //! the latest value to the tail. The new record commits with the index CAS; before each CAS
 //! the chain above the version we read is checked for a newer record of the key.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use crate::address::INVALID_ADDRESS;
 use crate::read::{disk_find, locate_pinned, walk_memory, DiskWalk, Located, Walk};
@@ -10,6 +10,7 @@ use crate::record::{
     record_size, value_capacity, ExclusiveRecord, RecordMeta, INVALID, SEALED, TOMBSTONE,
 };
 use crate::store::Pinned;
+use crate::tier::ColdLookup;
 use crate::{CopyAction, InPlace, RmwOps, RmwOutcome, Store, StoreError};
 
 /// What phase one decided.
@@ -61,12 +62,14 @@ impl Pinned<'_> {
         // Chain position to continue the walk from after a stretch on disk (None: the entry).
         let mut from: Option<u64> = None;
         let mut h0 = INVALID_ADDRESS;
+        let mut gen0 = 0;
         loop {
             let plan = {
                 let g = &self.guard;
                 let start = match from.take() {
                     Some(a) => a,
                     None => {
+                        gen0 = self.inner.sweeps.load(SeqCst);
                         h0 = self
                             .inner
                             .index
@@ -156,7 +159,7 @@ impl Pinned<'_> {
                             from = Some(b);
                             continue;
                         }
-                        DiskWalk::Absent | DiskWalk::Stopped => Plan::Initial {
+                        DiskWalk::Absent | DiskWalk::Stopped | DiskWalk::Cut => Plan::Initial {
                             base: INVALID_ADDRESS,
                         },
                         DiskWalk::Found(h) if h.prefix.header & TOMBSTONE != 0 => {
@@ -188,11 +191,76 @@ impl Pinned<'_> {
                     continue;
                 }
                 Plan::Disk(_) => unreachable!("resolved above"),
+                Plan::Initial {
+                    base: INVALID_ADDRESS,
+                } if self.inner.cold.is_some() => {
+                    // Not in the hot tier: the cold tier's record is the one to update.
+                    match self.cold_lookup(hash, key)? {
+                        Some(ColdLookup::Live(h)) => {
+                            let (action, meta) = copy_from(
+                                ops,
+                                h.value(&self.scratch.io),
+                                h.prefix.meta,
+                                &mut self.scratch.out,
+                            );
+                            match plan_of_copy(action, INVALID_ADDRESS, meta) {
+                                Plan::Done(o) => return Ok(o),
+                                Plan::Copy {
+                                    base,
+                                    meta,
+                                    tombstone,
+                                } => {
+                                    let value = std::mem::take(&mut self.scratch.out);
+                                    let flags = if tombstone { TOMBSTONE } else { 0 };
+                                    let v: &[u8] = if tombstone { &[] } else { &value };
+                                    let r = self.append_checked(
+                                        hash,
+                                        key,
+                                        v,
+                                        meta,
+                                        flags,
+                                        (h0, gen0),
+                                        base,
+                                    );
+                                    self.scratch.out = value;
+                                    match r? {
+                                        Commit::Done => {
+                                            return Ok(if tombstone {
+                                                RmwOutcome::Deleted
+                                            } else {
+                                                RmwOutcome::Updated
+                                            })
+                                        }
+                                        Commit::Conflict => continue,
+                                    }
+                                }
+                                _ => unreachable!("plan_of_copy gives Done or Copy"),
+                            }
+                        }
+                        _ => {
+                            let Some((value, meta)) = ops.initial() else {
+                                return Ok(RmwOutcome::NotFound);
+                            };
+                            match self.append_checked(
+                                hash,
+                                key,
+                                &value,
+                                meta,
+                                0,
+                                (h0, gen0),
+                                INVALID_ADDRESS,
+                            )? {
+                                Commit::Done => return Ok(RmwOutcome::Created),
+                                Commit::Conflict => continue,
+                            }
+                        }
+                    }
+                }
                 Plan::Initial { base } => {
                     let Some((value, meta)) = ops.initial() else {
                         return Ok(RmwOutcome::NotFound);
                     };
-                    match self.append_checked(hash, key, &value, meta, 0, h0, base)? {
+                    match self.append_checked(hash, key, &value, meta, 0, (h0, gen0), base)? {
                         Commit::Done => return Ok(RmwOutcome::Created),
                         Commit::Conflict => continue,
                     }
@@ -205,7 +273,7 @@ impl Pinned<'_> {
                     let value = std::mem::take(&mut self.scratch.out);
                     let flags = if tombstone { TOMBSTONE } else { 0 };
                     let v: &[u8] = if tombstone { &[] } else { &value };
-                    let r = self.append_checked(hash, key, v, meta, flags, h0, base);
+                    let r = self.append_checked(hash, key, v, meta, flags, (h0, gen0), base);
                     self.scratch.out = value;
                     match r? {
                         Commit::Done => {
@@ -224,6 +292,10 @@ impl Pinned<'_> {
 
     /// Appends a record replacing the key's record at `base` (INVALID: none) and commits it
     /// with the index CAS, provided no newer record of the key was installed above `h0`.
+    /// `gen0` is `Inner::sweeps` read before `h0`: when a two-tier migration freed index
+    /// entries since, the chain from the entry may no longer lead to `h0` (an entry can
+    /// vanish and come back holding records that were installed and migrated meanwhile),
+    /// so the append is abandoned and the caller starts over.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append_checked(
         &mut self,
@@ -232,7 +304,7 @@ impl Pinned<'_> {
         value: &[u8],
         meta: RecordMeta,
         flags: u64,
-        h0: u64,
+        (h0, gen0): (u64, u64),
         base: u64,
     ) -> Result<Commit, StoreError> {
         let log = &*self.inner.log;
@@ -250,7 +322,7 @@ impl Pinned<'_> {
         loop {
             let entry = self.inner.index.find_or_create(hash, g);
             let cur = entry.address();
-            if cur > addr {
+            if cur > addr || self.inner.sweeps.load(SeqCst) != gen0 {
                 // Never link to a higher address (chains stay in decreasing address order,
                 // which recovery relies on): give this record up and start over.
                 rec.mark_invalid();
@@ -266,6 +338,14 @@ impl Pinned<'_> {
                     Located::At(a) => a,
                     // Nothing new above what we verified.
                     Located::Stopped => base,
+                    // Records above what we verified fell below `begin` meanwhile (a
+                    // two-tier store migrated them: the key may have been among them, and
+                    // what we based our update on may be stale): start over.
+                    Located::Cut => {
+                        rec.mark_invalid();
+                        log.records_appended.fetch_add(1, Relaxed);
+                        return Ok(Commit::Conflict);
+                    }
                     // The chain no longer holds the key at all (e.g. the index was cleared).
                     Located::Absent => INVALID_ADDRESS,
                 };

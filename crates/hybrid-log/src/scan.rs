@@ -9,10 +9,15 @@ use crate::address::INVALID_ADDRESS;
 use crate::read::{first_record_address, read_disk_prefix};
 use crate::record::{Prefix, END_OF_PAGE, INVALID, PREFIX_SIZE, TOMBSTONE};
 use crate::store::Pinned;
+use std::sync::atomic::Ordering::SeqCst;
+
 use crate::{RecordMeta, Store, StoreError};
 
 /// Bytes read per disk window.
 const WINDOW: usize = 64 << 10;
+
+/// Cursors of a two-tier store's cold pass carry this bit (hot addresses are 48-bit).
+const COLD_CURSOR: u64 = 1 << 62;
 
 impl Pinned<'_> {
     /// Visits about `count` records (live or dead) starting at `cursor` (0 = from the start),
@@ -32,9 +37,105 @@ impl Pinned<'_> {
         if !self.inner.cursors.accepts(cursor) {
             return Err(StoreError::InvalidCursor(cursor));
         }
-        let next = self.scan_from(cursor, count, f)?;
+        let next = if cursor & COLD_CURSOR != 0 {
+            self.scan_cold(cursor & !COLD_CURSOR, count, f)?
+        } else {
+            match self.scan_from(cursor, count, f)? {
+                // Two-tier: the hot log is done, go on with the cold log.
+                0 => self.inner.cold.as_ref().map_or(0, |c| {
+                    let from = c.begin.load(SeqCst).max(c.cleared_at.load(SeqCst));
+                    if from < c.tail.load(SeqCst) {
+                        COLD_CURSOR | from
+                    } else {
+                        0
+                    }
+                }),
+                n => n,
+            }
+        };
         self.inner.cursors.issue(next);
         Ok(next)
+    }
+
+    /// Scans the cold log from `addr` (two-tier stores), after the hot log: a cold record
+    /// is reported if it is its key's newest cold record and the hot tier has no record of
+    /// the key; if the hot tier has one (the key was written or promoted since the hot
+    /// pass), the key's current value is reported (once more, possibly). Keys that migrate
+    /// during the scan land at the cold tail, ahead of the cursor.
+    fn scan_cold(
+        &mut self,
+        addr: u64,
+        count: usize,
+        mut f: impl FnMut(&[u8], &[u8], RecordMeta),
+    ) -> Result<u64, StoreError> {
+        let Some(cold) = self.inner.cold.as_ref() else {
+            return Ok(0);
+        };
+        let from = addr
+            .max(cold.begin.load(SeqCst))
+            .max(cold.cleared_at.load(SeqCst));
+        let tail = cold.tail.load(SeqCst);
+        if from >= tail {
+            return Ok(0);
+        }
+        let to = tail.min(from + (count.max(1) as u64 * 64).max(4096));
+        // Candidates: live records of the window; checked below, hot tier first: a hot
+        // record of the key migrates to the cold tier (above this one) before the hot tier
+        // forgets it, so "no hot record, and this is the newest cold one" is never stale.
+        let mut found: Vec<(u64, Vec<u8>, Vec<u8>, RecordMeta)> = Vec::new();
+        let mut buf = std::mem::take(&mut self.scratch.io);
+        let r = self.guard.repin_after(|| {
+            crate::recovery::scan_disk(
+                &cold.segments,
+                cold.geo,
+                from,
+                to,
+                tail,
+                &mut buf,
+                |a, p, rec| {
+                    if p.header & (INVALID | TOMBSTONE) == 0 {
+                        let key = &rec[PREFIX_SIZE..PREFIX_SIZE + p.key_len];
+                        let v = &rec[PREFIX_SIZE + p.key_len..][..p.value_len];
+                        found.push((a, key.to_vec(), v.to_vec(), p.meta));
+                    }
+                    Ok(())
+                },
+            )
+        });
+        self.scratch.io = buf;
+        let next = match r {
+            Ok(n) => n,
+            // Cold compaction moved `begin` past it meanwhile.
+            Err(_) if from < cold.begin.load(SeqCst) => cold.begin.load(SeqCst),
+            Err(e) => return Err(e),
+        };
+        let mut chain = Vec::new();
+        for (a, key, value, meta) in found {
+            let hash = Store::hash(&key);
+            let hot = first_record_address(
+                self.inner,
+                &self.guard,
+                &mut self.scratch.io2,
+                hash,
+                &key,
+                INVALID_ADDRESS,
+            )?;
+            if hot != INVALID_ADDRESS {
+                self.read_with(&key, |v, m| f(&key, v, m))?;
+                continue;
+            }
+            let newest = self
+                .guard
+                .repin_after(|| cold.find(hash, &key, &mut chain))?;
+            if newest.is_some_and(|h| h.addr == a) {
+                f(&key, &value, meta);
+            }
+        }
+        Ok(if next >= tail && next >= cold.tail.load(SeqCst) {
+            0
+        } else {
+            COLD_CURSOR | next
+        })
     }
 
     fn scan_from(

@@ -14,20 +14,22 @@ use crate::address::Geometry;
 #[derive(Debug)]
 pub(crate) struct Segments {
     dir: PathBuf,
+    /// File name prefix: `log.` for the log, `cold.` for a two-tier store's cold log.
+    prefix: &'static str,
     geo: Geometry,
     files: RwLock<Vec<Option<Arc<File>>>>,
     /// Segments below this number were deleted by `delete_below`.
     deleted_below: std::sync::atomic::AtomicU64,
 }
 
-/// The segment files of `dir` as (segment number, path).
-pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+/// The segment files of `dir` named `<prefix>NNNNNN` as (segment number, path).
+pub(crate) fn list_segments(dir: &Path, prefix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if let Some(num) = name.strip_prefix("log.") {
+        if let Some(num) = name.strip_prefix(prefix) {
             if num.len() >= 6 && num.bytes().all(|b| b.is_ascii_digit()) {
                 if let Ok(n) = num.parse() {
                     out.push((n, entry.path()));
@@ -44,25 +46,26 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-pub(crate) fn segment_path(dir: &Path, segment: u64) -> PathBuf {
-    dir.join(format!("log.{segment:06}"))
+pub(crate) fn segment_path(dir: &Path, prefix: &str, segment: u64) -> PathBuf {
+    dir.join(format!("{prefix}{segment:06}"))
 }
 
 impl Segments {
     /// Opens the segment set of `dir`, deleting any segment files left by an earlier run
     /// (used when there is no checkpoint to recover).
-    pub fn open_fresh(dir: &Path, geo: Geometry) -> io::Result<Segments> {
+    pub fn open_fresh(dir: &Path, prefix: &'static str, geo: Geometry) -> io::Result<Segments> {
         std::fs::create_dir_all(dir)?;
-        for (_, path) in list_segments(dir)? {
+        for (_, path) in list_segments(dir, prefix)? {
             std::fs::remove_file(path)?;
         }
-        Ok(Segments::open_keep(dir, geo))
+        Ok(Segments::open_keep(dir, prefix, geo))
     }
 
     /// Opens the segment set of `dir` keeping the files (recovery).
-    pub fn open_keep(dir: &Path, geo: Geometry) -> Segments {
+    pub fn open_keep(dir: &Path, prefix: &'static str, geo: Geometry) -> Segments {
         Segments {
             dir: dir.to_path_buf(),
+            prefix,
             geo,
             files: RwLock::new(Vec::new()),
             deleted_below: std::sync::atomic::AtomicU64::new(0),
@@ -74,7 +77,7 @@ impl Segments {
     /// Opens (caches) the segments below so that `disk_bytes` counts them.
     pub fn truncate_from(&self, end: u64) -> io::Result<()> {
         let last = self.geo.segment(end);
-        for (seg, path) in list_segments(&self.dir)? {
+        for (seg, path) in list_segments(&self.dir, self.prefix)? {
             if seg > last {
                 std::fs::remove_file(path)?;
             } else if seg == last {
@@ -102,7 +105,7 @@ impl Segments {
             return Ok((0, 0));
         }
         let (mut n, mut bytes) = (0, 0);
-        for (seg, path) in list_segments(&self.dir)? {
+        for (seg, path) in list_segments(&self.dir, self.prefix)? {
             if seg < upto {
                 {
                     let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
@@ -142,7 +145,7 @@ impl Segments {
                 .write(true)
                 .create(create)
                 .truncate(false)
-                .open(segment_path(&self.dir, segment))?,
+                .open(segment_path(&self.dir, self.prefix, segment))?,
         );
         if files.len() <= idx {
             files.resize(idx + 1, None);

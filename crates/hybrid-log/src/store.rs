@@ -51,6 +51,26 @@ pub struct StoreConfig {
     /// them (default `false`). A caller that keeps its own exact key counts and deletes
     /// expired keys itself (kvd's expiry) sets this, so no key disappears behind its back.
     pub compaction_keeps_expired: bool,
+    /// Two-tier store (default `false`): a cold tier on disk (cold log + on-disk cold
+    /// index, `cold.rs`) below the hot log, so that memory holds the working set only.
+    /// Records that fall out of the hot log's last `tier_hot_bytes` move to the cold tier;
+    /// reads and updates of a key absent from the hot tier look it up there. A directory
+    /// checkpointed in two-tier mode must be reopened in two-tier mode.
+    pub tiered: bool,
+    /// Two-tier: migrate when the hot log (`tail - begin`) exceeds this many bytes
+    /// (0 = the memory budget).
+    pub tier_hot_bytes: u64,
+    /// Two-tier: log2 of the cold index's slot count (8 bytes each, on disk; default 24).
+    /// Aim for about one slot per cold key: a read walks its slot's chain on disk.
+    pub cold_index_bits: u32,
+    /// Two-tier: copy one in this many cold read hits back to the hot tier (0 = never;
+    /// default 4), so often-read cold keys become hot.
+    pub cold_promote_every: u32,
+    /// Two-tier: compact the cold log when it exceeds this many bytes (default 64 MiB) and
+    /// `compaction_factor` times its live-data estimate.
+    pub cold_compaction_min_bytes: u64,
+    /// Two-tier: how often the migration thread checks the hot log (default 5 ms).
+    pub tier_interval: std::time::Duration,
     /// Test hook: name of a checkpoint step (`CHECKPOINT_CRASH_POINTS`) at which the process
     /// aborts.
     #[doc(hidden)]
@@ -72,6 +92,12 @@ impl StoreConfig {
             compaction_factor: 2.0,
             compaction_interval: std::time::Duration::from_secs(1),
             compaction_keeps_expired: false,
+            tiered: false,
+            tier_hot_bytes: 0,
+            cold_index_bits: 24,
+            cold_promote_every: 4,
+            cold_compaction_min_bytes: 64 << 20,
+            tier_interval: std::time::Duration::from_millis(5),
             crash_at: None,
         }
     }
@@ -126,6 +152,10 @@ pub(crate) struct Inner {
     pub cursors: crate::cursors::IssuedCursors,
     /// Reads copy records below `read_only` to the tail (cache mode's second chance).
     pub copy_reads: std::sync::atomic::AtomicBool,
+    /// The cold tier of a two-tier store.
+    pub cold: Option<crate::cold::Cold>,
+    /// Two-tier: bumped before each sweep that frees hot index entries (`tier.rs`).
+    pub sweeps: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -261,6 +291,12 @@ impl Store {
             )));
         }
         let newest = found.first().map(|(m, _)| m.clone());
+        if newest.as_ref().is_some_and(|m| m.cold.is_some()) && !cfg.tiered {
+            return Err(StoreError::Config(format!(
+                "{} holds a two-tier checkpoint: open it with tiered mode on",
+                cfg.dir.display()
+            )));
+        }
         if let Some(m) = &newest {
             if m.page_bits != cfg.page_bits || m.segment_bits != cfg.segment_bits {
                 tracing::warn!(
@@ -308,9 +344,12 @@ impl Store {
         };
         let t0 = std::time::Instant::now();
         let (segments, start) = match &newest {
-            None => (Segments::open_fresh(&cfg.dir, geo)?, LogStart::FRESH),
+            None => (
+                Segments::open_fresh(&cfg.dir, "log.", geo)?,
+                LogStart::FRESH,
+            ),
             Some(m) => {
-                let segs = Segments::open_keep(&cfg.dir, geo);
+                let segs = Segments::open_keep(&cfg.dir, "log.", geo);
                 segs.truncate_from(m.tail)?;
                 (
                     segs,
@@ -368,12 +407,34 @@ impl Store {
                     st.kept.push(checkpoint::Kept {
                         version: m.version,
                         begin: m.begin,
+                        cold_begin: m.cold.map_or(u64::MAX, |c| c.begin),
                         path: path.clone(),
                     });
                 }
                 durable.recovered = Some(info);
             }
         }
+        let cold = if cfg.tiered {
+            if !(10..=32).contains(&cfg.cold_index_bits) {
+                return Err(StoreError::Config(format!(
+                    "cold_index_bits {} not in 10..=32",
+                    cfg.cold_index_bits
+                )));
+            }
+            let cgeo = Geometry {
+                num_frames: 1,
+                ..geo
+            };
+            let mark = newest.as_ref().and_then(|m| m.cold);
+            Some(crate::cold::Cold::open(
+                &cfg.dir,
+                cgeo,
+                cfg.cold_index_bits,
+                mark,
+            )?)
+        } else {
+            None
+        };
         let flush_log = log.clone();
         let flusher = std::thread::Builder::new()
             .name("kvd-log-flush".into())
@@ -391,6 +452,8 @@ impl Store {
                 compaction: CompactionState::default(),
                 cursors: crate::cursors::IssuedCursors::new(),
                 copy_reads: std::sync::atomic::AtomicBool::new(false),
+                cold,
+                sweeps: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         {
@@ -402,7 +465,9 @@ impl Store {
                 .unwrap_or_else(|e| e.into_inner());
             store.inner.reclaim_segments(&st)?;
         }
-        if cfg.compaction_enabled {
+        if cfg.tiered {
+            crate::tier::start_background(&store)?;
+        } else if cfg.compaction_enabled {
             crate::compaction::start_background(&store)?;
         }
         Ok(store)
@@ -536,7 +601,17 @@ impl Pinned<'_> {
     /// checkpoint and recovery, a write that allocated its record before the clear and
     /// installed it after is lost: recovery ignores records below the tail at the clear).
     pub fn clear_all(&mut self) {
+        // Two-tier: under the cold writer, so no migration of an older record lands after
+        // the clear (migration checks and appends under it).
+        let cold = self
+            .inner
+            .cold
+            .as_ref()
+            .map(|c| (c, c.writer.lock().unwrap_or_else(|e| e.into_inner())));
         self.inner.index.clear(&self.guard);
+        if let Some((c, w)) = &cold {
+            c.clear(w);
+        }
         // Recovery ignores records below this (they were cleared). Read after the clear:
         // records allocated later are installed in the new, empty index.
         let log = &self.inner.log;
