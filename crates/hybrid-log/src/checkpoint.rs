@@ -137,6 +137,7 @@ impl Meta {
                 for v in [c.begin, c.tail, c.cleared_at] {
                     p.extend_from_slice(&v.to_le_bytes());
                 }
+                p.extend_from_slice(&c.index_bits.to_le_bytes());
             }
         }
         let mut out = Vec::with_capacity(p.len() + 20);
@@ -185,6 +186,7 @@ impl Meta {
                 begin: r.u64()?,
                 tail: r.u64()?,
                 cleared_at: r.u64()?,
+                index_bits: r.u32()?,
             });
         }
         if m.begin > m.tail || !(12..=26).contains(&m.page_bits) || m.segment_bits < m.page_bits {
@@ -380,11 +382,22 @@ impl Store {
         d.crash_point("start");
         // Read begin before the tail: compaction moves begin only after its copies are
         // installed, so [begin, tail) holds every live record either way.
+        // Two-tier: no sweep of the hot index until the barrier below (`Inner::tier_cut`),
+        // and the marks read under the cold writer (no FLUSHALL half-applied between them).
+        let _cut = inner
+            .cold
+            .as_ref()
+            .map(|_| inner.tier_cut.lock().unwrap_or_else(|e| e.into_inner()));
+        let _w = inner
+            .cold
+            .as_ref()
+            .map(|c| c.writer.lock().unwrap_or_else(|e| e.into_inner()));
         let begin = log.begin();
         let cleared_at = log.m.cleared_at.load(SeqCst);
         // Two-tier: read after the hot `begin`: migration commits to the cold log before
         // it moves the hot `begin`, so every record below `begin` is below the cold tail.
         let cold_mark = inner.cold.as_ref().map(|c| c.mark());
+        drop(_w);
         let handle = log.collector.register();
         let (tail, index_buckets) = {
             let mut guard = handle.pin();
@@ -403,6 +416,7 @@ impl Store {
             // this many buckets (recovery needs an index at least this fine).
             (tail, inner.index.buckets() as u64)
         };
+        drop(_cut);
         let token = at_cut();
         let geo = log.geo;
         let tail_page_start = geo.page_start(geo.page(tail));
@@ -534,6 +548,7 @@ mod tests {
                 begin: 64,
                 tail: 999,
                 cleared_at: 3,
+                index_bits: 20,
             }),
             token: b"aof:42".to_vec(),
         };

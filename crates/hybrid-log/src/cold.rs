@@ -46,6 +46,10 @@ struct ColdIndex {
     file: File,
     mask: u64,
     stripes: Box<[RwLock<()>]>,
+    /// One bit per slot, set once the slot holds an address (2 MiB for 2^24 slots): a
+    /// lookup of a key whose slot was never written (most new keys while the cold tier is
+    /// sparse) costs no `pread`. Set after the slot is written, before the commit returns.
+    occupied: Box<[AtomicU64]>,
 }
 
 impl ColdIndex {
@@ -62,6 +66,9 @@ impl ColdIndex {
             file,
             mask: (1u64 << bits) - 1,
             stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
+            occupied: (0..(1usize << bits).div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         })
     }
 
@@ -71,6 +78,9 @@ impl ColdIndex {
     }
 
     fn get(&self, slot: u64) -> io::Result<u64> {
+        if self.occupied[(slot / 64) as usize].load(SeqCst) & (1 << (slot % 64)) == 0 {
+            return Ok(INVALID_ADDRESS);
+        }
         let _g = self.stripes[slot as usize % STRIPES]
             .read()
             .unwrap_or_else(|e| e.into_inner());
@@ -83,12 +93,19 @@ impl ColdIndex {
         let _g = self.stripes[slot as usize % STRIPES]
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        self.file.write_all_at(&addr.to_le_bytes(), slot * 8)
+        self.file.write_all_at(&addr.to_le_bytes(), slot * 8)?;
+        self.occupied[(slot / 64) as usize].fetch_or(1 << (slot % 64), SeqCst);
+        Ok(())
     }
 
     /// Writes a whole index built in memory (recovery).
     fn fill(&self, slots: &[u64]) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(1 << 20);
+        for (i, &a) in slots.iter().enumerate() {
+            if a != 0 {
+                self.occupied[i / 64].fetch_or(1 << (i % 64), SeqCst);
+            }
+        }
         for (i, chunk) in slots.chunks(1 << 17).enumerate() {
             if chunk.iter().all(|&a| a == 0) {
                 continue; // keep the file sparse
@@ -151,6 +168,8 @@ pub(crate) struct ColdCounters {
     pub compaction_copied: AtomicU64,
     /// Live-bytes estimate after the last compaction (trigger).
     pub live_estimate: AtomicU64,
+    /// Where the running compaction pass ends (0: none running).
+    pub compaction_target: AtomicU64,
 }
 
 /// What recovery needs to reopen the cold tier (stored in the checkpoint metadata).
@@ -159,6 +178,8 @@ pub(crate) struct ColdMark {
     pub begin: u64,
     pub tail: u64,
     pub cleared_at: u64,
+    /// log2 of the cold index's slots (chains follow the slots they were written with).
+    pub index_bits: u32,
 }
 
 /// The cold tier.
@@ -173,6 +194,8 @@ pub(crate) struct Cold {
     pub cleared_at: AtomicU64,
     pub writer: Mutex<Writer>,
     pub counters: ColdCounters,
+    /// One cold compaction at a time.
+    pub compaction: Mutex<()>,
 }
 
 impl Cold {
@@ -192,6 +215,7 @@ impl Cold {
                     begin: FIRST_ADDRESS,
                     tail: FIRST_ADDRESS,
                     cleared_at: 0,
+                    index_bits,
                 },
             ),
             Some(m) => {
@@ -214,6 +238,7 @@ impl Cold {
                 pending: Default::default(),
             }),
             counters: ColdCounters::default(),
+            compaction: Mutex::new(()),
         };
         cold.rebuild_index()?;
         Ok(cold)
@@ -265,6 +290,7 @@ impl Cold {
             begin,
             tail: self.tail.load(SeqCst),
             cleared_at,
+            index_bits: self.index.mask.count_ones(),
         }
     }
 
@@ -482,8 +508,12 @@ impl Cold {
         Ok(a == addr)
     }
 
-    /// Forgets every cold record (FLUSHALL). The caller holds the writer.
-    pub fn clear(&self, w: &Writer) {
+    /// Forgets every cold record (FLUSHALL). The caller holds the writer. Staged records
+    /// (of a commit that failed) are dropped, so `cleared_at` never passes the tail.
+    pub fn clear(&self, w: &mut Writer) {
+        w.buf.clear();
+        w.pending.clear();
+        w.next = w.buf_start;
         self.cleared_at.fetch_max(w.next, SeqCst);
     }
 
@@ -537,13 +567,11 @@ impl Cold {
             }
             pos = next;
         }
-        let pos = pos.min(until.max(begin));
+        // `pos` is a record boundary (the scan's next record), at most the tail.
         self.begin.fetch_max(pos, SeqCst);
         let c = &self.counters;
         c.compactions.fetch_add(1, Relaxed);
         c.compaction_copied.fetch_add(copied, Relaxed);
-        let above = self.tail.load(SeqCst).saturating_sub(until);
-        c.live_estimate.store(bytes + above, Relaxed);
         Ok((copied, bytes, self.begin.load(SeqCst)))
     }
 
@@ -670,8 +698,8 @@ mod tests {
         assert!(cold.tail.load(SeqCst) - cold.begin.load(SeqCst) < before);
         // Clear hides everything.
         {
-            let w = cold.writer.lock().unwrap();
-            cold.clear(&w);
+            let mut w = cold.writer.lock().unwrap();
+            cold.clear(&mut w);
         }
         assert!(cold
             .find(crate::Store::hash(b"key1"), b"key1", &mut buf2)

@@ -228,6 +228,13 @@ impl Store {
         on_evict: &mut OnEvict<'_>,
     ) -> Result<CompactionStats, StoreError> {
         // The caller holds the compaction lock (one pass at a time).
+        if self.inner.cold.is_some() {
+            // Dropping a hot tombstone would uncover the key's older cold record.
+            return Err(StoreError::Config(
+                "a two-tier store reclaims its hot log by migration, not compaction or eviction"
+                    .into(),
+            ));
+        }
         let t0 = Instant::now();
         let inner = &*self.inner;
         let log = inner.log.clone();

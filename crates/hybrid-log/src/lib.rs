@@ -10,6 +10,12 @@
 //! data lives in segment files and is read back with `pread`. [`Store::checkpoint`] makes the
 //! store durable, [`Store::open`] recovers it, [`Store::compact`] reclaims log space.
 //!
+//! With [`StoreConfig::tiered`] the store has two tiers (F2-style, decision 008): records
+//! that fall out of the hot log's last `tier_hot_bytes` move to a cold log on disk whose
+//! index is an on-disk slot file (`cold.rs`, `tier.rs`); reads, RMWs and deletes of keys
+//! absent from the hot tier go to the cold tier, [`Store::migrate`] and
+//! [`Store::compact_cold`] run on a background thread, and checkpoints cover both tiers.
+//!
 //! # What it is not (yet)
 //! Expiry is only stored, never enforced on reads (compaction drops expired records). A record
 //! must fit in one page, so values are limited to about `2^page_bits` bytes (4 MiB by

@@ -60,7 +60,8 @@ pub struct StoreConfig {
     /// Two-tier: migrate when the hot log (`tail - begin`) exceeds this many bytes
     /// (0 = the memory budget).
     pub tier_hot_bytes: u64,
-    /// Two-tier: log2 of the cold index's slot count (8 bytes each, on disk; default 24).
+    /// Two-tier: log2 of the cold index's slot count (8 bytes each, on disk; default 24,
+    /// at most 28: recovery builds the index in memory once).
     /// Aim for about one slot per cold key: a read walks its slot's chain on disk.
     pub cold_index_bits: u32,
     /// Two-tier: copy one in this many cold read hits back to the hot tier (0 = never;
@@ -154,8 +155,14 @@ pub(crate) struct Inner {
     pub copy_reads: std::sync::atomic::AtomicBool,
     /// The cold tier of a two-tier store.
     pub cold: Option<crate::cold::Cold>,
-    /// Two-tier: bumped before each sweep that frees hot index entries (`tier.rs`).
+    /// Two-tier: bumped before each sweep that frees hot index entries (`tier.rs`) and
+    /// before a clear.
     pub sweeps: std::sync::atomic::AtomicU64,
+    /// Two-tier: held by a checkpoint from before it reads `begin` until its barrier, and by
+    /// migration around moving `begin` and sweeping the index: a sweep must not free an
+    /// entry whose chain a checkpoint still covers while a new entry of the same group is
+    /// installed below the checkpoint's tail (recovery rebuilds one chain per group).
+    pub tier_cut: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -415,9 +422,9 @@ impl Store {
             }
         }
         let cold = if cfg.tiered {
-            if !(10..=32).contains(&cfg.cold_index_bits) {
+            if !(10..=28).contains(&cfg.cold_index_bits) {
                 return Err(StoreError::Config(format!(
-                    "cold_index_bits {} not in 10..=32",
+                    "cold_index_bits {} not in 10..=28",
                     cfg.cold_index_bits
                 )));
             }
@@ -426,12 +433,19 @@ impl Store {
                 ..geo
             };
             let mark = newest.as_ref().and_then(|m| m.cold);
-            Some(crate::cold::Cold::open(
-                &cfg.dir,
-                cgeo,
-                cfg.cold_index_bits,
-                mark,
-            )?)
+            // Cold chains follow the slots of the bit count they were written with.
+            let bits = match mark {
+                Some(m) if m.index_bits != cfg.cold_index_bits => {
+                    tracing::warn!(
+                        configured = cfg.cold_index_bits,
+                        recovered = m.index_bits,
+                        "keeping the cold index size of the checkpoint"
+                    );
+                    m.index_bits
+                }
+                _ => cfg.cold_index_bits,
+            };
+            Some(crate::cold::Cold::open(&cfg.dir, cgeo, bits, mark)?)
         } else {
             None
         };
@@ -454,6 +468,7 @@ impl Store {
                 copy_reads: std::sync::atomic::AtomicBool::new(false),
                 cold,
                 sweeps: std::sync::atomic::AtomicU64::new(0),
+                tier_cut: std::sync::Mutex::new(()),
             }),
         };
         {
@@ -603,19 +618,28 @@ impl Pinned<'_> {
     pub fn clear_all(&mut self) {
         // Two-tier: under the cold writer, so no migration of an older record lands after
         // the clear (migration checks and appends under it).
-        let cold = self
-            .inner
-            .cold
-            .as_ref()
-            .map(|c| (c, c.writer.lock().unwrap_or_else(|e| e.into_inner())));
-        self.inner.index.clear(&self.guard);
-        if let Some((c, w)) = &cold {
-            c.clear(w);
+        // The writer is taken unpinned (its holders may run a whole migration window).
+        let cold = match self.inner.cold.as_ref() {
+            Some(c) => Some((
+                c,
+                self.guard
+                    .repin_after(|| c.writer.lock().unwrap_or_else(|e| e.into_inner())),
+            )),
+            None => None,
+        };
+        if cold.is_some() {
+            // A cold read or RMW that read its entry before the clear must not commit on
+            // the new, empty index (see `append_checked`).
+            self.inner.sweeps.fetch_add(1, SeqCst);
         }
+        self.inner.index.clear(&self.guard);
         // Recovery ignores records below this (they were cleared). Read after the clear:
         // records allocated later are installed in the new, empty index.
         let log = &self.inner.log;
         log.m.cleared_at.fetch_max(log.tail(), SeqCst);
+        if let Some((c, mut w)) = cold {
+            c.clear(&mut w);
+        }
     }
 
     /// Lets the epoch advance (briefly unpins and re-pins).

@@ -231,17 +231,26 @@ impl Store {
             pos = next;
         }
         let end = pos.min(flushed);
+        // Not while a checkpoint is between reading `begin` and its barrier (`tier_cut`).
+        let cut = inner.tier_cut.lock().unwrap_or_else(|e| e.into_inner());
         log.m.begin.fetch_max(end, SeqCst);
         st.begin_after = log.begin();
         inner.durable.crash_point("migrate-moved");
         {
             let handle = log.collector.register();
-            let guard = handle.pin();
+            let mut guard = handle.pin();
             // Before freeing: RMWs that read their entry earlier must not commit on a
-            // re-created one (see `append_checked`).
+            // re-created one (see `append_checked`). Their check of the generation and
+            // their CAS run under one pin: wait one epoch so that every append that saw
+            // the old generation has finished.
             inner.sweeps.fetch_add(1, SeqCst);
+            let passed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let p2 = passed.clone();
+            crate::epoch::bump(&guard, move || p2.store(true, SeqCst));
+            crate::epoch::wait_until(&mut guard, || Ok(passed.load(SeqCst)), || {})?;
             st.index_entries_freed = inner.index.remove_below(&guard, st.begin_after) as u64;
         }
+        drop(cut);
         if let Ok(ck) = inner.durable.state.try_lock() {
             inner.reclaim_segments(&ck)?;
         }
@@ -261,18 +270,15 @@ impl Store {
 
     /// Compacts the cold log below `until` (two-tier stores): copies the newest live
     /// record of each key to the cold tail, moves the cold `begin`, deletes the segment
-    /// files no kept checkpoint needs. Returns the records copied.
+    /// files no kept checkpoint needs. Returns the bytes copied. Runs concurrently with
+    /// migration (they take the cold writer in turns, per window).
     pub fn compact_cold(&self, until: u64) -> Result<u64, StoreError> {
         let inner = &*self.inner;
         let Some(cold) = inner.cold.as_ref() else {
             return Err(StoreError::Config("not a two-tier store".into()));
         };
-        let _one = inner
-            .compaction
-            .lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let (copied, _, _) = cold.compact(until, inner.cfg.compaction_keeps_expired)?;
+        let _one = cold.compaction.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, copied, _) = cold.compact(until, inner.cfg.compaction_keeps_expired)?;
         inner.durable.crash_point("cold-compacted");
         if let Ok(ck) = inner.durable.state.try_lock() {
             inner.reclaim_segments(&ck)?;
@@ -301,6 +307,16 @@ impl Store {
             promoted: c.promoted.load(Relaxed),
             cold_compactions: c.compactions.load(Relaxed),
         })
+    }
+}
+
+impl Store {
+    /// Two-tier: whether the hot log is more than twice its limit because migration is
+    /// behind (writers should slow down: the hot index holds an entry per hot key and never
+    /// shrinks). Always `false` for a single-tier store.
+    pub fn tier_backlogged(&self) -> bool {
+        let inner = &*self.inner;
+        inner.cold.is_some() && inner.log.tail() - inner.log.begin() > 2 * inner.hot_limit()
     }
 }
 
@@ -334,12 +350,33 @@ impl Inner {
                 break; // nothing flushed yet
             }
         }
-        let size = cold.tail.load(SeqCst) - cold.begin.load(SeqCst);
-        let live = cold.counters.live_estimate.load(Relaxed);
-        if size >= self.cfg.cold_compaction_min_bytes
-            && size as f64 >= self.cfg.compaction_factor * live.max(1) as f64
-        {
-            store.compact_cold(u64::MAX)?;
+        // Cold compaction, in slices of 32 MiB per round so that migration keeps going: a
+        // pass starts when the cold log is `compaction_factor` times its live data as of
+        // the last pass (at least `cold_compaction_min_bytes`) and runs to the tail it saw
+        // then. With all data live each pass copies everything once, so copies stay
+        // proportional to what was written.
+        let c = &cold.counters;
+        let (begin, tail) = (cold.begin.load(SeqCst), cold.tail.load(SeqCst));
+        let mut target = c.compaction_target.load(Relaxed);
+        if target <= begin {
+            let size = tail - begin;
+            let live = c.live_estimate.load(Relaxed);
+            let min = self.cfg.cold_compaction_min_bytes;
+            if size >= min && size as f64 >= self.cfg.compaction_factor * live.max(min) as f64 {
+                target = tail;
+                c.compaction_target.store(target, Relaxed);
+                c.live_estimate.store(0, Relaxed);
+            }
+        }
+        if target > begin {
+            let copied = store.compact_cold((begin + (32 << 20)).min(target))?;
+            c.live_estimate.fetch_add(copied, Relaxed);
+            if cold.begin.load(SeqCst) >= target {
+                // Done: live data = what was copied plus what was appended meanwhile.
+                let above = cold.tail.load(SeqCst).saturating_sub(target);
+                c.live_estimate.fetch_add(above, Relaxed);
+                c.compaction_target.store(0, Relaxed);
+            }
         }
         Ok(())
     }

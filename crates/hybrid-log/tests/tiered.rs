@@ -164,3 +164,45 @@ fn concurrent_increments_of_cold_counters_are_exact() {
     let t = store.tier_stats().unwrap();
     assert!(t.migrated_records > 0 && t.cold_hits > 0, "{t:?}");
 }
+
+#[test]
+fn reopening_with_another_cold_index_size_keeps_the_checkpoints_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    {
+        let mut cfg = tiered_cfg(dir.path());
+        cfg.cold_index_bits = 14;
+        let store = Store::open(cfg).unwrap();
+        let mut s = store.session();
+        random_ops(&mut s, &mut model, 21, 10_000, KEYS, false);
+        migrate_all(&store);
+        store.checkpoint(Vec::new()).unwrap();
+    }
+    for bits in [10, 16] {
+        let mut cfg = tiered_cfg(dir.path());
+        cfg.cold_index_bits = bits;
+        let store = Store::open(cfg).unwrap();
+        check(&mut store.session(), &model, KEYS);
+        store.compact_cold(u64::MAX).unwrap();
+        check(&mut store.session(), &model, KEYS);
+    }
+}
+
+#[test]
+fn cold_compaction_to_a_bound_inside_a_record_keeps_the_store_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    {
+        let store = Store::open(tiered_cfg(dir.path())).unwrap();
+        let mut s = store.session();
+        random_ops(&mut s, &mut model, 22, 10_000, KEYS, false);
+        migrate_all(&store);
+        let t = store.tier_stats().unwrap();
+        // 100 bytes past the cold log's begin: inside its first record.
+        store.compact_cold(t.cold_begin + 100).unwrap();
+        check(&mut s, &model, KEYS);
+        store.checkpoint(Vec::new()).unwrap();
+    }
+    let store = Store::open(tiered_cfg(dir.path())).unwrap();
+    check(&mut store.session(), &model, KEYS);
+}
