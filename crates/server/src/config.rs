@@ -90,6 +90,8 @@ const PARAMS: &[Param] = &[
         mutable: true,
     },
     p("lua-workers", false),
+    p("tiered", false),
+    p("tiered-cold-index-bits", false),
     p("lua-memory-limit", false),
     p("proto-max-bulk-len", true),
     p("client-query-buffer-limit", true),
@@ -164,6 +166,11 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     /// Lua worker threads (0 = one per core; kvd only).
     pub lua_workers: usize,
+    /// Two-tier store (kvd only): `maxmemory` is the hot tier's budget, older records
+    /// move to an on-disk cold tier with an on-disk index.
+    pub tiered: bool,
+    /// log2 of the cold index's slots (kvd only; about one per cold key).
+    pub tiered_cold_index_bits: u32,
     /// Memory limit of each Lua VM in bytes (0 = none; kvd only).
     pub lua_memory_limit: u64,
     /// Maximum bulk string length accepted from clients.
@@ -213,6 +220,8 @@ impl Default for Config {
             logfile: String::new(),
             busy_reply_threshold: 5000,
             lua_workers: 0,
+            tiered: false,
+            tiered_cold_index_bits: 24,
             lua_memory_limit: 64 << 20,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
@@ -590,6 +599,10 @@ impl Config {
                 self.busy_reply_threshold = parse_int(one()?, 0, i64::MAX as u64)?
             }
             "lua-workers" => self.lua_workers = parse_int(one()?, 0, 256)? as usize,
+            "tiered" => self.tiered = parse_bool(one()?)?,
+            "tiered-cold-index-bits" => {
+                self.tiered_cold_index_bits = parse_int(one()?, 10, 28)? as u32
+            }
             "lua-memory-limit" => {
                 let v = parse_mem(one()?)?;
                 if v != 0 && v < 1 << 20 {
@@ -704,6 +717,8 @@ impl Config {
             "logfile" => self.logfile.clone(),
             "busy-reply-threshold" => self.busy_reply_threshold.to_string(),
             "lua-workers" => self.lua_workers.to_string(),
+            "tiered" => fmt_bool(self.tiered),
+            "tiered-cold-index-bits" => self.tiered_cold_index_bits.to_string(),
             "lua-memory-limit" => self.lua_memory_limit.to_string(),
             "proto-max-bulk-len" => self.proto_max_bulk_len.to_string(),
             "client-query-buffer-limit" => self.client_query_buffer_limit.to_string(),

@@ -280,6 +280,17 @@ impl Connection {
     async fn serve(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         loop {
+            // Two-tier: while migration to the cold tier is far behind, wait a little
+            // before each batch (at most 200 ms) so the hot tier stays near its budget.
+            let store = self.shared.keyspace.store();
+            if !rbuf.is_empty() && store.tier_backlogged() {
+                for _ in 0..200 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    if !store.tier_backlogged() {
+                        break;
+                    }
+                }
+            }
             let mut end = self.process_batch(&mut rbuf);
             if let BatchEnd::Script = end {
                 self.run_script().await;

@@ -116,12 +116,13 @@ pub fn start(shared: &Shared) {
             let mut last_decay = std::time::Instant::now();
             while !shared.shutting_down.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(20));
-                let (limit, policy) = {
+                let (limit, policy, tiered) = {
                     let c = shared.config();
-                    (c.maxmemory, Policy::parse(&c.maxmemory_policy))
+                    (c.maxmemory, Policy::parse(&c.maxmemory_policy), c.tiered)
                 };
                 let policy = match policy {
-                    Some(p) if p != Policy::NoEviction && limit > 0 => p,
+                    // Tiered mode: nothing is evicted, older data moves to the cold tier.
+                    Some(p) if p != Policy::NoEviction && limit > 0 && !tiered => p,
                     _ => {
                         shared.keyspace.oom.store(false, Ordering::Relaxed);
                         shared.keyspace.store().set_copy_reads_to_tail(false);

@@ -111,6 +111,22 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         // earlier keeps the geometry of its checkpoint).
         scfg.segment_bits = 24;
     }
+    if cfg.tiered {
+        // Two-tier store: `maxmemory` is the hot tier's budget; older records move to the
+        // cold tier on disk (decision 008). 16 MiB segments, so that space comes back in
+        // small steps as migration and cold compaction pass.
+        scfg.tiered = true;
+        scfg.segment_bits = 24;
+        scfg.cold_index_bits = cfg.tiered_cold_index_bits;
+        if kvd::evict::Policy::parse(&cfg.maxmemory_policy)
+            .is_some_and(|p| p != kvd::evict::Policy::NoEviction)
+        {
+            tracing::warn!(
+                "maxmemory-policy {} is ignored in tiered mode: data beyond maxmemory moves to the cold tier",
+                cfg.maxmemory_policy
+            );
+        }
+    }
     if cfg.maxmemory > 0 {
         // The in-memory log needs a few pages; below that, use the minimum.
         let min = 4u64 << scfg.page_bits;

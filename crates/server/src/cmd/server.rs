@@ -179,6 +179,69 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// INFO memory fields of a two-tier store (`--tiered yes`).
+fn tier_fields(shared: &crate::server::Shared, t: &hybrid_log::TierStats, s: &mut String) {
+    use std::sync::Mutex;
+    // Migration rate over the time since the previous INFO (at least 1 s apart).
+    static LAST: Mutex<Option<(std::time::Instant, u64, f64)>> = Mutex::new(None);
+    let rate = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match *last {
+            Some((at, _, r)) if now.duration_since(at).as_secs_f64() < 1.0 => r,
+            Some((at, n, _)) => {
+                let r = t.migrated_records.saturating_sub(n) as f64
+                    / now.duration_since(at).as_secs_f64();
+                *last = Some((now, t.migrated_records, r));
+                r
+            }
+            None => {
+                *last = Some((now, t.migrated_records, 0.0));
+                0.0
+            }
+        }
+    };
+    let keys: i64 = shared
+        .keyspace
+        .counts_snapshot()
+        .iter()
+        .map(|&(k, _)| k)
+        .sum();
+    let hot = t.hot_index_entries;
+    let avg_us = if t.cold_reads == 0 {
+        0.0
+    } else {
+        t.cold_read_ns as f64 / t.cold_reads as f64 / 1000.0
+    };
+    let _ = write!(
+        s,
+        "tier_enabled:1\r\n\
+         tier_hot_keys:{hot}\r\n\
+         tier_cold_keys:{}\r\n\
+         tier_migrated_records:{}\r\n\
+         tier_migration_passes:{}\r\n\
+         tier_migrated_per_sec:{rate:.0}\r\n\
+         tier_cold_reads:{}\r\n\
+         tier_cold_hits:{}\r\n\
+         tier_cold_read_avg_us:{avg_us:.1}\r\n\
+         tier_promoted:{}\r\n\
+         tier_cold_log_bytes:{}\r\n\
+         tier_cold_disk_bytes:{}\r\n\
+         tier_cold_index_bytes:{}\r\n\
+         tier_cold_compactions:{}\r\n",
+        (keys.max(0) as u64).saturating_sub(hot),
+        t.migrated_records,
+        t.migration_passes,
+        t.cold_reads,
+        t.cold_hits,
+        t.promoted,
+        t.cold_tail - t.cold_begin,
+        t.cold_disk_bytes,
+        t.cold_index_bytes,
+        t.cold_compactions,
+    );
+}
+
 fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
     let shared = ctx.shared;
     let st = &shared.stats;
@@ -258,6 +321,9 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
             f!("mem_fragmentation_ratio:{:.2}", rss as f64 / used as f64);
             f!("kvd_log_bytes:{}", st.tail - st.begin);
             f!("kvd_log_disk_bytes:{}", st.disk_bytes);
+            if let Some(t) = shared.keyspace.store().tier_stats() {
+                tier_fields(shared, &t, s);
+            }
             f!("mem_allocator:libc");
             if let Some(e) = shared.scripting.get() {
                 let (libs, funcs) = e.functions().counts();
