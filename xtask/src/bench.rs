@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Value size of the preload and of every SET/MSET row.
@@ -36,13 +36,13 @@ const PRELOAD_BATCH: u64 = 1000;
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Server {
+pub(crate) enum Server {
     Kvd,
     Redis,
 }
 
 impl Server {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Server::Kvd => "kvd",
             Server::Redis => "redis",
@@ -271,10 +271,10 @@ pub fn short_error(e: &str) -> String {
     }
 }
 
-// ---- a minimal RESP2 client (probes, preload, INFO) ----
+// ---- a minimal RESP2 client (probes, preload, INFO; also used by `tiered.rs`) ----
 
 #[derive(Debug, Clone, PartialEq)]
-enum Reply {
+pub(crate) enum Reply {
     Simple(String),
     Error(String),
     Int(i64),
@@ -283,7 +283,7 @@ enum Reply {
 }
 
 impl Reply {
-    fn text(&self) -> Option<String> {
+    pub(crate) fn text(&self) -> Option<String> {
         match self {
             Reply::Simple(s) => Some(s.clone()),
             Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -292,13 +292,13 @@ impl Reply {
     }
 }
 
-struct Conn {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
+pub(crate) struct Conn {
+    pub(crate) r: BufReader<TcpStream>,
+    pub(crate) w: TcpStream,
 }
 
 impl Conn {
-    fn open(port: u16) -> Result<Conn> {
+    pub(crate) fn open(port: u16) -> Result<Conn> {
         let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_read_timeout(Some(Duration::from_secs(120)))?;
         s.set_write_timeout(Some(Duration::from_secs(120)))?;
@@ -309,7 +309,7 @@ impl Conn {
         })
     }
 
-    fn cmd<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Result<Reply> {
+    pub(crate) fn cmd<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Result<Reply> {
         let mut buf = Vec::new();
         encode(&mut buf, args);
         self.w.write_all(&buf)?;
@@ -324,7 +324,7 @@ impl Conn {
         Ok(l)
     }
 
-    fn read(&mut self) -> Result<Reply> {
+    pub(crate) fn read(&mut self) -> Result<Reply> {
         let l = self.line()?;
         let (t, rest) = l.split_at(1.min(l.len()));
         let int = || -> Result<i64> { rest.parse().with_context(|| format!("bad RESP {l:?}")) };
@@ -350,7 +350,7 @@ impl Conn {
     }
 }
 
-fn encode<S: AsRef<[u8]>>(buf: &mut Vec<u8>, args: &[S]) {
+pub(crate) fn encode<S: AsRef<[u8]>>(buf: &mut Vec<u8>, args: &[S]) {
     let _ = write!(buf, "*{}\r\n", args.len());
     for a in args {
         let a = a.as_ref();
@@ -393,9 +393,40 @@ fn preload(port: u16, keys: u64) -> Result<()> {
 // ---- servers ----
 
 /// A running server: killed, and its directory removed, when dropped.
-struct Running {
-    child: Child,
-    root: PathBuf,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    /// Holds `data/` (its `--dir`) and `server.log`.
+    pub(crate) root: PathBuf,
+    pub(crate) port: u16,
+}
+
+impl Running {
+    /// The server's stdout and stderr.
+    pub(crate) fn log_path(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+
+    /// Its `--dir`.
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// The last `n` non-empty lines of its log, joined with " / ".
+    pub(crate) fn log_tail(&self, n: usize) -> String {
+        let log = read_log(&self.log_path());
+        let mut tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(n)
+            .collect();
+        if tail.is_empty() {
+            return "(empty log)".into();
+        }
+        tail.reverse();
+        tail.join(" / ")
+    }
 }
 
 impl Drop for Running {
@@ -408,6 +439,65 @@ impl Drop for Running {
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `server` (kvd is `kvd_bin`) on a free loopback port with a fresh
+/// `root/data` as `--dir` (`root` is emptied first) and `args` after the
+/// common options; its output goes to `root/server.log`.
+pub(crate) fn start_server(
+    server: Server,
+    kvd_bin: &Path,
+    root: PathBuf,
+    args: &[&str],
+) -> Result<Running> {
+    let port = free_port()?;
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let log = std::fs::File::create(root.join("server.log"))?;
+    let mut cmd = match server {
+        Server::Kvd => Command::new(kvd_bin),
+        Server::Redis => {
+            let mut c = Command::new("redis-server");
+            c.args(["--daemonize", "no", "--logfile", ""]);
+            c
+        }
+    };
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+        .arg(&data)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    match cmd.spawn() {
+        Ok(child) => Ok(Running { child, root, port }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&root);
+            Err(e).with_context(|| format!("starting {cmd:?}"))
+        }
+    }
+}
+
+/// Waits (up to 60 s) until the server answers PING; `Some(status)` if it
+/// exited first.
+pub(crate) fn wait_ready(srv: &mut Running, name: &str) -> Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = srv.child.try_wait()? {
+            return Ok(Some(st));
+        }
+        if let Ok(Reply::Simple(p)) = Conn::open(srv.port).and_then(|mut c| c.cmd(&["PING"])) {
+            if p == "PONG" {
+                return Ok(None);
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{name} did not answer PING on port {} within 60s",
+            srv.port
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The server log without ANSI colour sequences.
@@ -441,7 +531,7 @@ fn warnings_about(log: &str, option: &str) -> Vec<String> {
         .collect()
 }
 
-fn info_field(info: &str, name: &str) -> Option<String> {
+pub(crate) fn info_field(info: &str, name: &str) -> Option<String> {
     info.lines()
         .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
         .map(str::to_string)
@@ -506,7 +596,6 @@ struct Ctx<'a> {
 fn run_server(cx: &mut Ctx<'_>, server: Server, mode: Mode) -> Result<ServerRun> {
     let n_rows = cx.rows.len();
     let all = |o: Outcome| vec![o; n_rows];
-    let port = free_port()?;
     cx.seq += 1;
     let root = std::env::temp_dir().join(format!(
         "kvd-xbench-{}-{}-{}",
@@ -514,63 +603,28 @@ fn run_server(cx: &mut Ctx<'_>, server: Server, mode: Mode) -> Result<ServerRun>
         cx.seq,
         server.name()
     ));
-    let _ = std::fs::remove_dir_all(&root);
-    let data = root.join("data");
-    std::fs::create_dir_all(&data)?;
-    let log_p = root.join("server.log");
-    let log = std::fs::File::create(&log_p)?;
-    let mut cmd = match server {
-        Server::Kvd => Command::new(cx.kvd_bin),
-        Server::Redis => {
-            let mut c = Command::new("redis-server");
-            c.args(["--daemonize", "no", "--logfile", ""]);
-            c
-        }
-    };
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-        .arg(&data)
-        .args(mode.server_args())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
-    let mut srv = Running { child, root };
+    let mut srv = start_server(server, cx.kvd_bin, root, &mode.server_args())?;
+    let (port, log_p) = (srv.port, srv.log_path());
 
     // Ready when it answers PING; a server that exits at startup with these
     // options can't serve the mode.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(st) = srv.child.try_wait()? {
-            let log = read_log(&log_p);
-            let last = log.lines().rev().find(|l| !l.trim().is_empty());
-            return Ok(ServerRun {
-                // Not starting without persistence is a failure; not
-                // starting with AOF options is "can't serve this mode".
-                outcomes: all(if mode == Mode::None {
-                    Outcome::Err(format!("exited at startup ({st})"))
-                } else {
-                    Outcome::Na(format!("exited at startup ({st})"))
-                }),
-                preload_secs: None,
-                notes: vec![format!(
-                    "{} exited at startup with `{}`: {}",
-                    server.name(),
-                    mode_args(mode),
-                    last.unwrap_or("(empty log)").trim()
-                )],
-            });
-        }
-        if let Ok(Reply::Simple(p)) = Conn::open(port).and_then(|mut c| c.cmd(&["PING"])) {
-            if p == "PONG" {
-                break;
-            }
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "{} did not answer PING on port {port} within 60s",
-            server.name()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    if let Some(st) = wait_ready(&mut srv, server.name())? {
+        return Ok(ServerRun {
+            // Not starting without persistence is a failure; not
+            // starting with AOF options is "can't serve this mode".
+            outcomes: all(if mode == Mode::None {
+                Outcome::Err(format!("exited at startup ({st})"))
+            } else {
+                Outcome::Na(format!("exited at startup ({st})"))
+            }),
+            preload_secs: None,
+            notes: vec![format!(
+                "{} exited at startup with `{}`: {}",
+                server.name(),
+                mode_args(mode),
+                srv.log_tail(1)
+            )],
+        });
     }
 
     // Is the mode really on?
@@ -671,12 +725,10 @@ fn run_server(cx: &mut Ctx<'_>, server: Server, mode: Mode) -> Result<ServerRun>
     // connect); say so next to the table.
     let mut notes = Vec::new();
     if let Some(st) = srv.child.try_wait()? {
-        let log = read_log(&log_p);
-        let last = log.lines().rev().find(|l| !l.trim().is_empty());
         let msg = format!(
             "{} exited during the benchmark ({st}): {}",
             server.name(),
-            last.unwrap_or("(empty log)").trim()
+            srv.log_tail(1)
         );
         eprintln!("xtask bench: {msg}");
         notes.push(msg);
@@ -796,7 +848,7 @@ fn table(rows: &[Row], kvd: &[Outcome], redis: Option<&[Outcome]>) -> String {
 }
 
 /// stdout of a command, trimmed, or a note why not.
-fn sh(prog: &str, args: &[&str]) -> String {
+pub(crate) fn sh(prog: &str, args: &[&str]) -> String {
     match Command::new(prog)
         .args(args)
         .current_dir(crate::workspace_root())
@@ -808,7 +860,7 @@ fn sh(prog: &str, args: &[&str]) -> String {
     }
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

@@ -22,6 +22,82 @@ pub enum Cmd {
         /// Seed of the random schedule.
         seed: u64,
     },
+    /// `tiered-bench [--keys N] [--configs tiered,single,redis] [--hot SIZE]
+    /// [--reads N] [--conns N] [--bin PATH] [--value-size N]`
+    TieredBench(TieredOpts),
+}
+
+/// A server setup measured by `cargo xtask tiered-bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierConfig {
+    /// kvd `--tiered yes --maxmemory <hot>`.
+    Tiered,
+    /// kvd with no extra flags.
+    Single,
+    /// redis-server `--save "" --appendonly no`.
+    Redis,
+}
+
+impl TierConfig {
+    /// Every config, in the order of the names in messages.
+    pub const ALL: [TierConfig; 3] = [TierConfig::Tiered, TierConfig::Single, TierConfig::Redis];
+
+    /// The name used by `--configs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TierConfig::Tiered => "tiered",
+            TierConfig::Single => "single",
+            TierConfig::Redis => "redis",
+        }
+    }
+
+    /// The server options after `--port --bind --dir` (`hot` is the hot
+    /// tier's budget).
+    pub fn server_args(self, hot: &str) -> Vec<&str> {
+        match self {
+            // No save points in any config: a checkpoint in the middle of the read phases
+            // would skew them (redis-server gets `--save ""` too).
+            TierConfig::Tiered => vec!["--tiered", "yes", "--maxmemory", hot, "--save", ""],
+            TierConfig::Single => vec!["--save", ""],
+            TierConfig::Redis => vec!["--save", "", "--appendonly", "no"],
+        }
+    }
+}
+
+/// Options of `cargo xtask tiered-bench`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TieredOpts {
+    /// Keys loaded (`key:%012d`).
+    pub keys: u64,
+    /// Server setups, in order.
+    pub configs: Vec<TierConfig>,
+    /// The hot tier's budget (kvd `--maxmemory` of the tiered config).
+    pub hot: String,
+    /// GETs per read phase (uniform, then zipfian).
+    pub reads: u64,
+    /// Client connections of the load and of each read phase.
+    pub conns: usize,
+    /// Use this kvd binary instead of building it in release.
+    pub bin: Option<PathBuf>,
+    /// Bytes per value.
+    pub value_size: usize,
+}
+
+impl TieredOpts {
+    /// Default `--keys`.
+    pub const KEYS: u64 = 10_000_000;
+    /// Default `--configs`.
+    pub const CONFIGS: [TierConfig; 2] = [TierConfig::Tiered, TierConfig::Single];
+    /// Default `--hot`.
+    pub const HOT: &'static str = "64mb";
+    /// Default `--reads`.
+    pub const READS: u64 = 1_000_000;
+    /// Default `--conns`.
+    pub const CONNS: usize = 8;
+    /// Default `--value-size`.
+    pub const VALUE_SIZE: usize = 16;
+    /// Keys are `key:` and 12 digits, so fewer than 10^12 of them.
+    pub const MAX_KEYS: u64 = 1_000_000_000_000;
 }
 
 /// A persistence mode both servers are started in.
@@ -122,7 +198,8 @@ const USAGE: &str = "usage: cargo xtask <smoke [--bin PATH]
                     | bench --engine
                     | bench [--quick] [--modes none,everysec,always] [--reps N] [--requests N] [--keys N] [--kvd-only] [--bin PATH] [--rows eval,get]
                     | fuzz [--seconds N]
-                    | recovery-test [--rounds N] [--clients N] [--seed S]>";
+                    | recovery-test [--rounds N] [--clients N] [--seed S]
+                    | tiered-bench [--keys 10M] [--configs tiered,single,redis] [--hot 64mb] [--reads 1M] [--conns 8] [--bin PATH] [--value-size 16]>";
 
 fn number<T: std::str::FromStr>(flag: &str, v: Option<&str>) -> Result<T> {
     let v = v.with_context(|| format!("{flag} needs a number\n{USAGE}"))?;
@@ -144,6 +221,105 @@ pub fn parse_modes(s: &str) -> Result<Vec<Mode>> {
     }
     ensure!(!modes.is_empty(), "--modes needs at least one mode");
     Ok(modes)
+}
+
+/// Parses a count with an optional decimal suffix: `100k`, `10M`, `2g`,
+/// `1_000_000`.
+pub fn parse_count(s: &str) -> Option<u64> {
+    let s = s.replace('_', "");
+    let (num, mul) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1_000),
+        (i, 'm' | 'M') => (&s[..i], 1_000_000),
+        (i, 'g' | 'G') => (&s[..i], 1_000_000_000),
+        _ => (&s[..], 1),
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+fn count(flag: &str, v: Option<&str>) -> Result<u64> {
+    let v = v.with_context(|| format!("{flag} needs a number, e.g. 10M\n{USAGE}"))?;
+    parse_count(v).with_context(|| {
+        format!("{flag} needs a number (k, M, G suffixes allowed), got {v:?}\n{USAGE}")
+    })
+}
+
+/// Whether `s` is a memory size kvd and redis-server accept: digits with an
+/// optional `b`, `k`, `kb`, `m`, `mb`, `g` or `gb` (any case).
+pub fn is_memory_size(s: &str) -> bool {
+    let l = s.to_ascii_lowercase();
+    let num = ["gb", "mb", "kb", "g", "m", "k", "b"]
+        .iter()
+        .find_map(|u| l.strip_suffix(u))
+        .unwrap_or(&l);
+    !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Parses `--configs a,b` (no duplicates, at least one).
+pub fn parse_configs(s: &str) -> Result<Vec<TierConfig>> {
+    let mut configs = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let c = TierConfig::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .with_context(|| {
+                format!("unknown config {name:?}: expected tiered, single or redis")
+            })?;
+        ensure!(!configs.contains(&c), "config {name:?} given twice");
+        configs.push(c);
+    }
+    ensure!(!configs.is_empty(), "--configs needs at least one config");
+    Ok(configs)
+}
+
+fn parse_tiered<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
+    let mut o = TieredOpts {
+        keys: TieredOpts::KEYS,
+        configs: TieredOpts::CONFIGS.to_vec(),
+        hot: TieredOpts::HOT.into(),
+        reads: TieredOpts::READS,
+        conns: TieredOpts::CONNS,
+        bin: None,
+        value_size: TieredOpts::VALUE_SIZE,
+    };
+    while let Some(a) = it.next() {
+        match a {
+            "--keys" => o.keys = count(a, it.next())?,
+            "--configs" => {
+                o.configs = parse_configs(
+                    it.next()
+                        .context("--configs needs a list, e.g. tiered,single")?,
+                )?
+            }
+            "--hot" => {
+                let v = it.next().context("--hot needs a size, e.g. 64mb")?;
+                ensure!(is_memory_size(v), "--hot needs a size like 64mb, got {v:?}");
+                o.hot = v.to_string();
+            }
+            "--reads" => o.reads = count(a, it.next())?,
+            "--conns" => o.conns = number(a, it.next())?,
+            "--bin" => o.bin = Some(PathBuf::from(it.next().context("--bin needs a path")?)),
+            "--value-size" => o.value_size = number(a, it.next())?,
+            other => bail!("unknown tiered-bench flag {other:?}\n{USAGE}"),
+        }
+    }
+    ensure!(
+        (1..TieredOpts::MAX_KEYS).contains(&o.keys),
+        "--keys must be between 1 and {}",
+        TieredOpts::MAX_KEYS - 1
+    );
+    ensure!(o.reads >= 1, "--reads must be at least 1");
+    ensure!(
+        (1..=1024).contains(&o.conns),
+        "--conns must be between 1 and 1024"
+    );
+    ensure!(
+        (1..=1 << 20).contains(&o.value_size),
+        "--value-size must be between 1 and 1048576"
+    );
+    Ok(Cmd::TieredBench(o))
 }
 
 fn parse_bench<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
@@ -235,6 +411,7 @@ pub fn parse(args: &[String]) -> Result<Cmd> {
             Cmd::Smoke { bin }
         }
         Some("bench") => parse_bench(&mut it)?,
+        Some("tiered-bench") => parse_tiered(&mut it)?,
         Some("fuzz") => {
             let mut seconds = 300;
             while let Some(a) = it.next() {
@@ -364,6 +541,80 @@ mod tests {
         );
         assert_eq!(Mode::Everysec.appendfsync(), Some("everysec"));
         assert_eq!(Mode::None.appendfsync(), None);
+    }
+
+    fn tiered(s: &str) -> TieredOpts {
+        match p(s).unwrap() {
+            Cmd::TieredBench(o) => o,
+            other => panic!("{s:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_counts() {
+        assert_eq!(parse_count("10M"), Some(10_000_000));
+        assert_eq!(parse_count("50m"), Some(50_000_000));
+        assert_eq!(parse_count("100k"), Some(100_000));
+        assert_eq!(parse_count("2G"), Some(2_000_000_000));
+        assert_eq!(parse_count("10_000_000"), Some(10_000_000));
+        assert_eq!(parse_count("7"), Some(7));
+        for bad in ["", "M", "1.5M", "-1", "10x", "10MB", "k10"] {
+            assert_eq!(parse_count(bad), None, "{bad:?}");
+        }
+        assert!(is_memory_size("64mb") && is_memory_size("64MB") && is_memory_size("1g"));
+        assert!(is_memory_size("1048576"));
+        assert!(!is_memory_size("mb") && !is_memory_size("64 mb") && !is_memory_size("64tb"));
+    }
+
+    #[test]
+    fn parses_tiered_bench_flags() {
+        let d = tiered("tiered-bench");
+        assert_eq!(
+            d,
+            TieredOpts {
+                keys: 10_000_000,
+                configs: vec![TierConfig::Tiered, TierConfig::Single],
+                hot: "64mb".into(),
+                reads: 1_000_000,
+                conns: 8,
+                bin: None,
+                value_size: 16,
+            }
+        );
+        let o = tiered(
+            "tiered-bench --configs single,redis --keys 1M --reads 200k --conns 4 --hot 1gb --bin /k --value-size 32",
+        );
+        assert_eq!(o.configs, vec![TierConfig::Single, TierConfig::Redis]);
+        assert_eq!((o.keys, o.reads, o.conns), (1_000_000, 200_000, 4));
+        assert_eq!((o.hot.as_str(), o.value_size), ("1gb", 32));
+        assert_eq!(o.bin, Some(PathBuf::from("/k")));
+        assert_eq!(tiered("tiered-bench --keys 50M").keys, 50_000_000);
+        assert_eq!(
+            TierConfig::Tiered.server_args("64mb"),
+            ["--tiered", "yes", "--maxmemory", "64mb", "--save", ""]
+        );
+        assert_eq!(TierConfig::Single.server_args("64mb"), ["--save", ""]);
+        assert_eq!(
+            TierConfig::Redis.server_args("64mb"),
+            ["--save", "", "--appendonly", "no"]
+        );
+        for bad in [
+            "tiered-bench --keys",
+            "tiered-bench --keys 0",
+            "tiered-bench --keys 1000000000000",
+            "tiered-bench --keys 1.5M",
+            "tiered-bench --reads 0",
+            "tiered-bench --conns 0",
+            "tiered-bench --value-size 0",
+            "tiered-bench --hot lots",
+            "tiered-bench --configs",
+            "tiered-bench --configs single,single",
+            "tiered-bench --configs memcached",
+            "tiered-bench --configs ,",
+            "tiered-bench --quick",
+        ] {
+            assert!(p(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

@@ -17,12 +17,19 @@
 //!   (`appendfsync always`, some kills during BGSAVE/BGREWRITEAOF), restarts
 //!   it and checks every acknowledged write (`kvd_suite::recovery`); exits
 //!   non-zero on any loss. Default 200 rounds.
+//! - `cargo xtask tiered-bench [--keys 10M] [--configs tiered,single,redis]
+//!   [--hot 64mb] [--reads 1M] [--conns 8] [--bin PATH] [--value-size 16]`:
+//!   loads many small keys into each server setup in turn, reports memory
+//!   (RSS, `used_memory`, `tier_*` INFO fields), disk use and uniform /
+//!   zipfian GET throughput and latency (see `tiered.rs`); the Markdown
+//!   table goes to `bench-results/`.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod flags;
 mod recovery;
 mod smoke;
+mod tiered;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -41,6 +48,7 @@ fn main() -> Result<()> {
             clients,
             seed,
         } => recovery::recovery_test(rounds, clients, seed),
+        flags::Cmd::TieredBench(opts) => tiered::run(opts),
     }
 }
 
