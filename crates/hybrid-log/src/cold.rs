@@ -39,6 +39,19 @@ use crate::{RecordMeta, StoreError};
 pub(crate) const COLD_PREFIX: &str = "cold.";
 const INDEX_FILE: &str = "cold.index";
 const STRIPES: usize = 1024;
+/// Slots per 4 KiB page of the index file (the unit of batched index I/O).
+const SLOTS_PER_PAGE: usize = 512;
+
+/// A record of a batch ([`Cold::append_batch`]): key and value at `start` in an arena.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Staged {
+    pub hash: u64,
+    pub start: usize,
+    pub key_len: usize,
+    pub value_len: usize,
+    pub meta: RecordMeta,
+    pub tombstone: bool,
+}
 
 /// The on-disk cold index (see the module docs).
 #[derive(Debug)]
@@ -77,22 +90,77 @@ impl ColdIndex {
         (hash >> 20) & self.mask
     }
 
+    fn stripe(&self, slot: u64) -> &RwLock<()> {
+        &self.stripes[(slot / SLOTS_PER_PAGE as u64) as usize % STRIPES]
+    }
+
     fn get(&self, slot: u64) -> io::Result<u64> {
         if self.occupied[(slot / 64) as usize].load(SeqCst) & (1 << (slot % 64)) == 0 {
             return Ok(INVALID_ADDRESS);
         }
-        let _g = self.stripes[slot as usize % STRIPES]
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let _g = self.stripe(slot).read().unwrap_or_else(|e| e.into_inner());
         let mut b = [0u8; 8];
         self.file.read_exact_at(&mut b, slot * 8)?;
         Ok(u64::from_le_bytes(b))
     }
 
+    /// Reads index page `pno` (512 slots); no `pread` if none of its slots was written.
+    fn read_page(&self, pno: u64, page: &mut [u64; SLOTS_PER_PAGE]) -> io::Result<()> {
+        let words = SLOTS_PER_PAGE / 64;
+        let w0 = pno as usize * words;
+        if self.occupied[w0..w0 + words]
+            .iter()
+            .all(|w| w.load(SeqCst) == 0)
+        {
+            page.fill(0);
+            return Ok(());
+        }
+        let mut bytes = [0u8; SLOTS_PER_PAGE * 8];
+        {
+            let _g = self
+                .stripe(pno * SLOTS_PER_PAGE as u64)
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            self.file
+                .read_exact_at(&mut bytes, pno * (SLOTS_PER_PAGE as u64 * 8))?;
+        }
+        for (v, b) in page.iter_mut().zip(bytes.chunks_exact(8)) {
+            *v = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        }
+        Ok(())
+    }
+
+    /// Writes index page `pno` whole and marks its non-empty slots occupied.
+    fn write_page(&self, pno: u64, page: &[u64; SLOTS_PER_PAGE]) -> io::Result<()> {
+        let mut bytes = [0u8; SLOTS_PER_PAGE * 8];
+        for (v, b) in page.iter().zip(bytes.chunks_exact_mut(8)) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+        {
+            let _g = self
+                .stripe(pno * SLOTS_PER_PAGE as u64)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            self.file
+                .write_all_at(&bytes, pno * (SLOTS_PER_PAGE as u64 * 8))?;
+        }
+        let words = SLOTS_PER_PAGE / 64;
+        for (k, chunk) in page.chunks_exact(64).enumerate() {
+            let mut bits = 0u64;
+            for (j, &v) in chunk.iter().enumerate() {
+                if v != 0 {
+                    bits |= 1 << j;
+                }
+            }
+            if bits != 0 {
+                self.occupied[pno as usize * words + k].fetch_or(bits, SeqCst);
+            }
+        }
+        Ok(())
+    }
+
     fn set(&self, slot: u64, addr: u64) -> io::Result<()> {
-        let _g = self.stripes[slot as usize % STRIPES]
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let _g = self.stripe(slot).write().unwrap_or_else(|e| e.into_inner());
         self.file.write_all_at(&addr.to_le_bytes(), slot * 8)?;
         self.occupied[(slot / 64) as usize].fetch_or(1 << (slot % 64), SeqCst);
         Ok(())
@@ -305,6 +373,26 @@ impl Cold {
         meta: RecordMeta,
         tombstone: bool,
     ) -> Result<u64, StoreError> {
+        let slot = self.index.slot_of(hash);
+        let prev = match w.pending.get(&slot) {
+            Some(&a) => a,
+            None => self.index.get(slot)?,
+        };
+        let addr = self.stage(w, prev, key, value, meta, tombstone)?;
+        w.pending.insert(slot, addr);
+        Ok(addr)
+    }
+
+    /// Appends one record linked to `prev` to the writer's buffer; returns its address.
+    fn stage(
+        &self,
+        w: &mut Writer,
+        prev: u64,
+        key: &[u8],
+        value: &[u8],
+        meta: RecordMeta,
+        tombstone: bool,
+    ) -> Result<u64, StoreError> {
         let value: &[u8] = if tombstone { &[] } else { value };
         let size = record_size(key.len(), value.len());
         let ps = self.geo.page_size;
@@ -326,11 +414,6 @@ impl Cold {
             }
             addr = self.geo.next_page_start(addr);
         }
-        let slot = self.index.slot_of(hash);
-        let prev = match w.pending.get(&slot) {
-            Some(&a) => a,
-            None => self.index.get(slot)?,
-        };
         let cap = size - PREFIX_SIZE - key.len();
         let mut header = prev | WRITTEN;
         if tombstone {
@@ -348,10 +431,52 @@ impl Cold {
         b.extend_from_slice(key);
         b.extend_from_slice(value);
         b.resize(at + size, 0);
-        w.pending.insert(slot, addr);
         w.next = addr + size as u64;
         self.counters.appended.fetch_add(1, Relaxed);
         Ok(addr)
+    }
+
+    /// Appends a batch of records and commits it, reading and writing the cold index a
+    /// 4 KiB page (512 slots) at a time: the records are taken in slot order, so a page
+    /// shared by several of them costs one `pread` and one `pwrite` (migration's path).
+    /// The writer must have nothing staged. Record order in the cold log does not matter
+    /// (a batch holds at most one record per key).
+    pub fn append_batch(
+        &self,
+        w: &mut Writer,
+        arena: &[u8],
+        recs: &mut [Staged],
+    ) -> Result<(), StoreError> {
+        self.commit(w)?;
+        recs.sort_unstable_by_key(|r| self.index.slot_of(r.hash));
+        let mut dirty: Vec<(u64, Box<[u64; SLOTS_PER_PAGE]>)> = Vec::new();
+        let mut i = 0;
+        while i < recs.len() {
+            let pno = self.index.slot_of(recs[i].hash) / SLOTS_PER_PAGE as u64;
+            let mut page = Box::new([0u64; SLOTS_PER_PAGE]);
+            self.index.read_page(pno, &mut page)?;
+            while i < recs.len() {
+                let r = &recs[i];
+                let slot = self.index.slot_of(r.hash);
+                if slot / SLOTS_PER_PAGE as u64 != pno {
+                    break;
+                }
+                let off = (slot % SLOTS_PER_PAGE as u64) as usize;
+                let key = &arena[r.start..r.start + r.key_len];
+                let value = &arena[r.start + r.key_len..][..r.value_len];
+                page[off] = self.stage(w, page[off], key, value, r.meta, r.tombstone)?;
+                i += 1;
+            }
+            dirty.push((pno, page));
+            if dirty.len() >= 256 || i == recs.len() {
+                // Log bytes, then the tail, then the pages (publication order).
+                self.write_staged(w)?;
+                for (pno, page) in dirty.drain(..) {
+                    self.index.write_page(pno, &page)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes the staged records, publishes `tail`, then the new slot heads. On an I/O
@@ -360,16 +485,7 @@ impl Cold {
         if w.buf.is_empty() {
             return Ok(());
         }
-        let mut off = 0usize;
-        let mut a = w.buf_start;
-        while off < w.buf.len() {
-            let seg_end = (self.geo.segment(a) + 1) << self.geo.segment_bits;
-            let n = (w.buf.len() - off).min((seg_end - a) as usize);
-            let (f, fo) = self.segments.for_write(a)?;
-            f.write_all_at(&w.buf[off..off + n], fo)?;
-            off += n;
-            a += n as u64;
-        }
+        self.write_file(w)?;
         self.tail.store(w.next, SeqCst);
         for (&slot, &addr) in w.pending.iter() {
             self.index.set(slot, addr)?;
@@ -380,7 +496,34 @@ impl Cold {
         Ok(())
     }
 
-    /// Reads the prefix (and up to 4 KiB more) of the record at `addr` below `tail`.
+    /// Writes the staged bytes and publishes the tail (slots are the caller's).
+    fn write_staged(&self, w: &mut Writer) -> Result<(), StoreError> {
+        debug_assert!(w.pending.is_empty());
+        if w.buf.is_empty() {
+            return Ok(());
+        }
+        self.write_file(w)?;
+        self.tail.store(w.next, SeqCst);
+        w.buf.clear();
+        w.buf_start = w.next;
+        Ok(())
+    }
+
+    fn write_file(&self, w: &Writer) -> Result<(), StoreError> {
+        let mut off = 0usize;
+        let mut a = w.buf_start;
+        while off < w.buf.len() {
+            let seg_end = (self.geo.segment(a) + 1) << self.geo.segment_bits;
+            let n = (w.buf.len() - off).min((seg_end - a) as usize);
+            let (f, fo) = self.segments.for_write(a)?;
+            f.write_all_at(&w.buf[off..off + n], fo)?;
+            off += n;
+            a += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads the record at `addr` below `tail` (256 bytes first, then the rest if needed).
     fn read_prefix(&self, addr: u64, tail: u64, buf: &mut Vec<u8>) -> Result<Prefix, StoreError> {
         let avail = (self.geo.next_page_start(addr) - addr).min(tail.saturating_sub(addr)) as usize;
         if avail < PREFIX_SIZE {
@@ -389,7 +532,8 @@ impl Cold {
                 reason: "cold record address past the cold tail",
             });
         }
-        let len = avail.min(4096);
+        // Records are usually small: 256 bytes hold the prefix, key and value of most.
+        let len = avail.min(256);
         buf.resize(len, 0);
         self.segments.read_at(addr, &mut buf[..len])?;
         let p = Prefix::decode(buf);
