@@ -335,22 +335,40 @@ impl Inner {
 
 /// Starts the background compaction thread (holds only a weak reference to the store).
 pub(crate) fn start_background(store: &Store) -> Result<(), StoreError> {
-    let weak: Weak<Inner> = Arc::downgrade(&store.inner);
-    let interval = store.inner.cfg.compaction_interval;
-    let h = std::thread::Builder::new()
-        .name("kvd-log-compact".into())
-        .spawn(move || loop {
-            std::thread::park_timeout(interval);
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.log.shutdown.load(Acquire) {
-                return;
-            }
+    spawn_periodic(
+        store,
+        "kvd-log-compact",
+        store.inner.cfg.compaction_interval,
+        |inner| {
             if inner.compaction_due() {
                 let store = Store { inner };
                 if let Err(e) = store.compact(u64::MAX) {
                     tracing::error!(error = %e, "background log compaction failed");
                 }
             }
+        },
+    )
+}
+
+/// Starts a store-owned background thread that runs `work` every `interval` (holding only
+/// a weak reference to the store between rounds) until the store shuts down; its handle
+/// goes where `Inner`'s drop joins it.
+pub(crate) fn spawn_periodic(
+    store: &Store,
+    name: &str,
+    interval: Duration,
+    work: impl Fn(Arc<Inner>) + Send + 'static,
+) -> Result<(), StoreError> {
+    let weak: Weak<Inner> = Arc::downgrade(&store.inner);
+    let h = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || loop {
+            std::thread::park_timeout(interval);
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.log.shutdown.load(Acquire) {
+                return;
+            }
+            work(inner);
         })?;
     *store
         .inner

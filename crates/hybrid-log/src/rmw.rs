@@ -178,6 +178,27 @@ impl Pinned<'_> {
                 }
                 p => p,
             };
+            // Not in the hot tier of a two-tier store: the cold tier's record (if any) is
+            // the one to update.
+            let plan = match plan {
+                Plan::Initial {
+                    base: INVALID_ADDRESS,
+                } if self.inner.cold.is_some() => match self.cold_lookup(hash, key)? {
+                    Some(ColdLookup::Live(h)) => {
+                        let (action, meta) = copy_from(
+                            ops,
+                            h.value(&self.scratch.io),
+                            h.prefix.meta,
+                            &mut self.scratch.out,
+                        );
+                        plan_of_copy(action, INVALID_ADDRESS, meta)
+                    }
+                    _ => Plan::Initial {
+                        base: INVALID_ADDRESS,
+                    },
+                },
+                p => p,
+            };
             match plan {
                 Plan::Done(o) => return Ok(o),
                 Plan::Restart => continue,
@@ -191,71 +212,6 @@ impl Pinned<'_> {
                     continue;
                 }
                 Plan::Disk(_) => unreachable!("resolved above"),
-                Plan::Initial {
-                    base: INVALID_ADDRESS,
-                } if self.inner.cold.is_some() => {
-                    // Not in the hot tier: the cold tier's record is the one to update.
-                    match self.cold_lookup(hash, key)? {
-                        Some(ColdLookup::Live(h)) => {
-                            let (action, meta) = copy_from(
-                                ops,
-                                h.value(&self.scratch.io),
-                                h.prefix.meta,
-                                &mut self.scratch.out,
-                            );
-                            match plan_of_copy(action, INVALID_ADDRESS, meta) {
-                                Plan::Done(o) => return Ok(o),
-                                Plan::Copy {
-                                    base,
-                                    meta,
-                                    tombstone,
-                                } => {
-                                    let value = std::mem::take(&mut self.scratch.out);
-                                    let flags = if tombstone { TOMBSTONE } else { 0 };
-                                    let v: &[u8] = if tombstone { &[] } else { &value };
-                                    let r = self.append_checked(
-                                        hash,
-                                        key,
-                                        v,
-                                        meta,
-                                        flags,
-                                        (h0, gen0),
-                                        base,
-                                    );
-                                    self.scratch.out = value;
-                                    match r? {
-                                        Commit::Done => {
-                                            return Ok(if tombstone {
-                                                RmwOutcome::Deleted
-                                            } else {
-                                                RmwOutcome::Updated
-                                            })
-                                        }
-                                        Commit::Conflict => continue,
-                                    }
-                                }
-                                _ => unreachable!("plan_of_copy gives Done or Copy"),
-                            }
-                        }
-                        _ => {
-                            let Some((value, meta)) = ops.initial() else {
-                                return Ok(RmwOutcome::NotFound);
-                            };
-                            match self.append_checked(
-                                hash,
-                                key,
-                                &value,
-                                meta,
-                                0,
-                                (h0, gen0),
-                                INVALID_ADDRESS,
-                            )? {
-                                Commit::Done => return Ok(RmwOutcome::Created),
-                                Commit::Conflict => continue,
-                            }
-                        }
-                    }
-                }
                 Plan::Initial { base } => {
                     let Some((value, meta)) = ops.initial() else {
                         return Ok(RmwOutcome::NotFound);

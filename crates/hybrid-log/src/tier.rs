@@ -23,7 +23,7 @@
 //!   the hot `begin`; recovery cuts the cold log there and rebuilds the cold index.
 
 use std::sync::atomic::Ordering::*;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::address::INVALID_ADDRESS;
@@ -328,12 +328,12 @@ impl Store {
 }
 
 impl Store {
-    /// Two-tier: whether the hot log is more than twice its limit because migration is
+    /// Two-tier: whether the hot log is more than 1.5 times its limit because migration is
     /// behind (writers should slow down: the hot index holds an entry per hot key and never
     /// shrinks). Always `false` for a single-tier store.
     pub fn tier_backlogged(&self) -> bool {
         let inner = &*self.inner;
-        inner.cold.is_some() && inner.log.tail() - inner.log.begin() > 2 * inner.hot_limit()
+        inner.cold.is_some() && inner.log.tail() - inner.log.begin() > inner.hot_limit() / 2 * 3
     }
 }
 
@@ -354,7 +354,8 @@ impl Inner {
         };
         let cold = self.cold.as_ref().expect("two-tier");
         let limit = self.hot_limit();
-        loop {
+        // At most 8 passes per round, so that cold compaction gets its turn under load.
+        for _ in 0..8 {
             let (tail, begin) = (self.log.tail(), self.log.begin());
             if tail - begin <= limit || self.log.shutdown.load(Acquire) {
                 break;
@@ -375,20 +376,30 @@ impl Inner {
         let c = &cold.counters;
         let (begin, tail) = (cold.begin.load(SeqCst), cold.tail.load(SeqCst));
         let mut target = c.compaction_target.load(Relaxed);
+        let mut first = false;
         if target <= begin {
             let size = tail - begin;
             let live = c.live_estimate.load(Relaxed);
             let min = self.cfg.cold_compaction_min_bytes;
             if size >= min && size as f64 >= self.cfg.compaction_factor * live.max(min) as f64 {
                 target = tail;
+                first = true;
                 c.compaction_target.store(target, Relaxed);
                 c.live_estimate.store(0, Relaxed);
             }
         }
         if target > begin {
-            let copied = store.compact_cold((begin + (32 << 20)).min(target))?;
+            let until = (begin + (32 << 20)).min(target);
+            let copied = store.compact_cold(until)?;
             c.live_estimate.fetch_add(copied, Relaxed);
-            if cold.begin.load(SeqCst) >= target {
+            let done = cold.begin.load(SeqCst).saturating_sub(begin).max(1);
+            if first && copied * 4 > done * 3 && cold.begin.load(SeqCst) < target {
+                // The first slice was over 3/4 live (e.g. distinct keys only): a whole pass
+                // would mostly copy. Stop, and look again when the log has doubled.
+                let size = cold.tail.load(SeqCst) - cold.begin.load(SeqCst);
+                c.live_estimate.store(size, Relaxed);
+                c.compaction_target.store(0, Relaxed);
+            } else if cold.begin.load(SeqCst) >= target {
                 // Done: live data = what was copied plus what was appended meanwhile.
                 let above = cold.tail.load(SeqCst).saturating_sub(target);
                 c.live_estimate.fetch_add(above, Relaxed);
@@ -401,26 +412,10 @@ impl Inner {
 
 /// Starts the two-tier background thread (holds only a weak reference to the store).
 pub(crate) fn start_background(store: &Store) -> Result<(), StoreError> {
-    let weak: Weak<Inner> = Arc::downgrade(&store.inner);
-    let interval = store.inner.cfg.tier_interval;
-    let h = std::thread::Builder::new()
-        .name("kvd-tier".into())
-        .spawn(move || loop {
-            std::thread::park_timeout(interval);
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.log.shutdown.load(Acquire) {
-                return;
-            }
-            if let Err(e) = inner.tier_round() {
-                tracing::error!(error = %e, "two-tier migration failed");
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        })?;
-    *store
-        .inner
-        .compaction
-        .thread
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = Some(h);
-    Ok(())
+    crate::compaction::spawn_periodic(store, "kvd-tier", store.inner.cfg.tier_interval, |inner| {
+        if let Err(e) = inner.tier_round() {
+            tracing::error!(error = %e, "two-tier migration failed");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
 }
