@@ -912,37 +912,7 @@ pub fn run(opts: BenchOpts) -> Result<()> {
         vec![Server::Kvd]
     };
 
-    let commit = sh("git", &["rev-parse", "HEAD"]);
-    let status = sh("git", &["status", "--porcelain", "--untracked-files=no"]);
-    let dirty = !status.is_empty() && !status.starts_with("unknown (");
-    let mut md = String::new();
-    let _ = writeln!(md, "# kvd vs redis-server: redis-benchmark matrix\n");
-    let _ = writeln!(
-        md,
-        "- date: {}",
-        sh("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"])
-    );
-    let _ = writeln!(
-        md,
-        "- host: Linux {} (`uname -r`), nproc {}, {}",
-        sh("uname", &["-r"]),
-        sh("nproc", &[]),
-        cpu_model()
-    );
-    let _ = writeln!(
-        md,
-        "- load average at start: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
-    let _ = writeln!(
-        md,
-        "- kvd: commit {commit}{} ({}, `{}`)",
-        if dirty { " + uncommitted changes" } else { "" },
-        sh(&bin.to_string_lossy(), &["--version"]),
-        bin.display()
-    );
+    let mut md = report_header("kvd vs redis-server: redis-benchmark matrix", Some(&bin));
     let _ = writeln!(
         md,
         "- redis-server: {}",
@@ -1108,6 +1078,41 @@ fn shell_words(args: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The first lines of a Markdown report: title, date, host, load average, and the kvd
+/// commit and version (when `kvd` is given).
+pub(crate) fn report_header(title: &str, kvd: Option<&Path>) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# {title}\n");
+    let _ = writeln!(
+        md,
+        "- date: {}",
+        sh("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"])
+    );
+    let _ = writeln!(
+        md,
+        "- host: Linux {} (`uname -r`), nproc {}, {}; load average at start: {}",
+        sh("uname", &["-r"]),
+        sh("nproc", &[]),
+        cpu_model(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    if let Some(bin) = kvd {
+        let commit = sh("git", &["rev-parse", "HEAD"]);
+        let status = sh("git", &["status", "--porcelain", "--untracked-files=no"]);
+        let dirty = !status.is_empty() && !status.starts_with("unknown (");
+        let _ = writeln!(
+            md,
+            "- kvd: commit {commit}{} ({}, `{}`)",
+            if dirty { " + uncommitted changes" } else { "" },
+            sh(&bin.to_string_lossy(), &["--version"]),
+            bin.display()
+        );
+    }
+    md
 }
 
 #[cfg(test)]

@@ -681,37 +681,10 @@ pub fn run(opts: TieredOpts) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let commit = sh("git", &["rev-parse", "HEAD"]);
-    let status = sh("git", &["status", "--porcelain", "--untracked-files=no"]);
-    let dirty = !status.is_empty() && !status.starts_with("unknown (");
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# kvd tiered-bench: memory and reads with many small keys\n"
+    let mut md = bench::report_header(
+        "kvd tiered-bench: memory and reads with many small keys",
+        wants_kvd.then_some(bin.as_path()),
     );
-    let _ = writeln!(
-        md,
-        "- date: {}",
-        sh("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"])
-    );
-    let _ = writeln!(
-        md,
-        "- host: Linux {}, nproc {}, {}; load average at start: {}",
-        sh("uname", &["-r"]),
-        sh("nproc", &[]),
-        bench::cpu_model(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
-    if wants_kvd {
-        let _ = writeln!(
-            md,
-            "- kvd: commit {commit}{} ({})",
-            if dirty { " + uncommitted changes" } else { "" },
-            sh(&bin.to_string_lossy(), &["--version"]),
-        );
-    }
     if let Some(v) = &redis_version {
         let _ = writeln!(md, "- redis-server: {v}");
     }
