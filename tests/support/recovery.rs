@@ -40,6 +40,17 @@ pub struct RecoveryConfig {
     pub seed: u64,
     /// Extra `kvd` arguments (besides `--port`/`--dir`).
     pub args: Vec<String>,
+    /// One more client writes unverified 4 KB values (`fill:<n>`) all round long, so that
+    /// the log moves on: with `--tiered yes` and a small `--maxmemory`, the verified keys
+    /// migrate to the cold tier and kills land in the middle of migrations.
+    pub filler: bool,
+}
+
+/// `kvd` arguments for a two-tier server with a 16 MB hot tier and `appendfsync always`.
+pub fn tiered_args() -> Vec<String> {
+    let mut a: Vec<String> = crate::AOF_ALWAYS.iter().map(|s| s.to_string()).collect();
+    a.extend(["--tiered", "yes", "--maxmemory", "16mb"].map(String::from));
+    a
 }
 
 impl Default for RecoveryConfig {
@@ -50,6 +61,7 @@ impl Default for RecoveryConfig {
             max_run_ms: 600,
             seed: 1,
             args: crate::AOF_ALWAYS.iter().map(|s| s.to_string()).collect(),
+            filler: false,
         }
     }
 }
@@ -70,6 +82,11 @@ pub struct RecoveryReport {
     /// complete command with a flipped byte appended (both must be cut at
     /// startup, losing nothing acknowledged).
     pub damaged_tails: usize,
+    /// With `filler`: bytes of filler values acknowledged.
+    pub filler_bytes: u64,
+    /// Records the server had moved to its cold tier just before each kill (summed over
+    /// rounds; `tier_migrated_records` of INFO, 0 without `--tiered yes`).
+    pub migrated: u64,
     /// What was wrong, for the report (at most 20 entries).
     pub problems: Vec<String>,
 }
@@ -116,6 +133,29 @@ fn connect(port: u16) -> Option<redis::Connection> {
     c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     c.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
     Some(c)
+}
+
+/// Writes unverified 4 KB values, 128 per pipeline, until the server goes away; returns the
+/// bytes acknowledged.
+fn fill_loop(port: u16, base: u64) -> u64 {
+    let Some(mut c) = connect(port) else {
+        return 0;
+    };
+    let value = vec![b'f'; 4096];
+    let mut n = 0u64;
+    loop {
+        let mut p = redis::pipe();
+        for i in n..n + 128 {
+            p.cmd("SET")
+                .arg(format!("fill:{}", base + i))
+                .arg(&value[..])
+                .ignore();
+        }
+        if p.query::<()>(&mut c).is_err() {
+            return n * 4096;
+        }
+        n += 128;
+    }
 }
 
 /// Writes until the server goes away; updates `log` with what was acknowledged.
@@ -331,6 +371,24 @@ pub fn run(cfg: &RecoveryConfig) -> RecoveryReport {
     let args: Vec<&str> = cfg.args.iter().map(String::as_str).collect();
     let mut server = KvdServer::start(&args);
     let mut logs: Vec<ClientLog> = vec![ClientLog::default(); cfg.clients];
+    if cfg.filler {
+        // 24 MB up front, so that a 16 MB hot tier is already migrating in round 0.
+        if let Some(mut c) = connect(server.port()) {
+            let value = vec![b'p'; 4096];
+            for chunk in 0..12u64 {
+                let mut p = redis::pipe();
+                for i in chunk * 512..(chunk + 1) * 512 {
+                    p.cmd("SET")
+                        .arg(format!("prefill:{i}"))
+                        .arg(&value[..])
+                        .ignore();
+                }
+                if p.query::<()>(&mut c).is_ok() {
+                    report.filler_bytes += 512 * 4096;
+                }
+            }
+        }
+    }
     for round in 0..cfg.rounds {
         let port = server.port();
         let handles: Vec<_> = logs
@@ -341,6 +399,10 @@ pub fn run(cfg: &RecoveryConfig) -> RecoveryReport {
                 std::thread::spawn(move || client_loop(port, id, round, seed, log))
             })
             .collect();
+        let filler = cfg.filler.then(|| {
+            let base = (round as u64) << 32;
+            std::thread::spawn(move || fill_loop(port, base))
+        });
         // Kill at a random moment; in half the rounds ask for a checkpoint
         // (BGSAVE) or an AOF rewrite (a checkpoint + truncation) shortly
         // before, so some kills land inside one.
@@ -359,6 +421,15 @@ pub fn run(cfg: &RecoveryConfig) -> RecoveryReport {
             }
         }
         std::thread::sleep(run_for.saturating_sub(started.elapsed()));
+        if let Some(mut c) = connect(port) {
+            if let Ok(info) = redis::cmd("INFO").arg("memory").query::<String>(&mut c) {
+                report.migrated += info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("tier_migrated_records:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
         server.kill();
         match rng.below(3) {
             0 => report.damaged_tails += damage_aof_tail(server.dir(), false) as usize,
@@ -369,6 +440,9 @@ pub fn run(cfg: &RecoveryConfig) -> RecoveryReport {
             .into_iter()
             .map(|h| h.join().expect("client thread"))
             .collect();
+        if let Some(f) = filler {
+            report.filler_bytes += f.join().expect("filler thread");
+        }
         server = server.restart();
         let Some(mut c) = connect(server.port()) else {
             report.lost += 1;

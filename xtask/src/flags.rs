@@ -13,7 +13,7 @@ pub enum Cmd {
     Bench(BenchOpts),
     /// `fuzz [--seconds N]`
     Fuzz { seconds: u64 },
-    /// `recovery-test [--rounds N] [--clients N] [--seed S]`
+    /// `recovery-test [--rounds N] [--clients N] [--seed S] [--tiered]`
     RecoveryTest {
         /// Kill/restart rounds.
         rounds: usize,
@@ -21,6 +21,8 @@ pub enum Cmd {
         clients: usize,
         /// Seed of the random schedule.
         seed: u64,
+        /// Two-tier kvd (16 MB hot tier) with a filler client, so kills hit migrations.
+        tiered: bool,
     },
     /// `tiered-bench [--keys N] [--configs tiered,single,redis] [--hot SIZE]
     /// [--reads N] [--conns N] [--bin PATH] [--value-size N]`
@@ -198,7 +200,7 @@ const USAGE: &str = "usage: cargo xtask <smoke [--bin PATH]
                     | bench --engine
                     | bench [--quick] [--modes none,everysec,always] [--reps N] [--requests N] [--keys N] [--kvd-only] [--bin PATH] [--rows eval,get]
                     | fuzz [--seconds N]
-                    | recovery-test [--rounds N] [--clients N] [--seed S]
+                    | recovery-test [--rounds N] [--clients N] [--seed S] [--tiered]
                     | tiered-bench [--keys 10M] [--configs tiered,single,redis] [--hot 64mb] [--reads 1M] [--conns 8] [--bin PATH] [--value-size 16]>";
 
 fn number<T: std::str::FromStr>(flag: &str, v: Option<&str>) -> Result<T> {
@@ -423,12 +425,13 @@ pub fn parse(args: &[String]) -> Result<Cmd> {
             Cmd::Fuzz { seconds }
         }
         Some("recovery-test") => {
-            let (mut rounds, mut clients, mut seed) = (200, 4, 1);
+            let (mut rounds, mut clients, mut seed, mut tiered) = (200, 4, 1, false);
             while let Some(a) = it.next() {
                 match a {
                     "--rounds" => rounds = number(a, it.next())?,
                     "--clients" => clients = number(a, it.next())?,
                     "--seed" => seed = number(a, it.next())?,
+                    "--tiered" => tiered = true,
                     other => bail!("unknown recovery-test flag {other:?}\n{USAGE}"),
                 }
             }
@@ -436,6 +439,7 @@ pub fn parse(args: &[String]) -> Result<Cmd> {
                 rounds,
                 clients,
                 seed,
+                tiered,
             }
         }
         _ => bail!("{USAGE}"),
@@ -469,15 +473,17 @@ mod tests {
             Cmd::RecoveryTest {
                 rounds: 200,
                 clients: 4,
-                seed: 1
+                seed: 1,
+                tiered: false
             }
         );
         assert_eq!(
-            p("recovery-test --rounds 5 --clients 2 --seed 9").unwrap(),
+            p("recovery-test --rounds 5 --clients 2 --seed 9 --tiered").unwrap(),
             Cmd::RecoveryTest {
                 rounds: 5,
                 clients: 2,
-                seed: 9
+                seed: 9,
+                tiered: true
             }
         );
         assert!(p("recovery-test --rounds x").is_err());

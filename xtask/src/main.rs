@@ -47,7 +47,8 @@ fn main() -> Result<()> {
             rounds,
             clients,
             seed,
-        } => recovery::recovery_test(rounds, clients, seed),
+            tiered,
+        } => recovery::recovery_test(rounds, clients, seed, tiered),
         flags::Cmd::TieredBench(opts) => tiered::run(opts),
     }
 }
