@@ -163,6 +163,10 @@ pub(crate) struct Inner {
     /// entry whose chain a checkpoint still covers while a new entry of the same group is
     /// installed below the checkpoint's tail (recovery rebuilds one chain per group).
     pub tier_cut: std::sync::Mutex<()>,
+    /// The exclusive lock on `<dir>/LOCK`, released when the store (and its threads) are
+    /// gone: a background thread may still finish a round after the last handle dropped,
+    /// and a new `open` of the directory must not run beside it.
+    _dir_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Inner {
@@ -243,6 +247,32 @@ impl Inner {
     }
 }
 
+/// Takes the exclusive lock of a store directory (`<dir>/LOCK`), waiting up to 30 s for a
+/// store of this process that is shutting down; another process's store keeps it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    let t0 = std::time::Instant::now();
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if t0.elapsed().as_secs() < 30 => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Config(format!(
+                    "{} is in use by another store (LOCK is held)",
+                    dir.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
+}
+
 /// The store: a cheap-to-clone handle (`Send + Sync`). The flush thread stops when the last
 /// handle and session are dropped.
 #[derive(Clone, Debug)]
@@ -259,6 +289,7 @@ impl Store {
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
         let mut cfg = cfg;
         std::fs::create_dir_all(&cfg.dir)?;
+        let dir_lock = lock_dir(&cfg.dir)?;
         // Newest readable checkpoint (and the previous readable one, kept as a fallback).
         let mut found: Vec<(Meta, PathBuf)> = Vec::new();
         let mut corrupt = 0u32;
@@ -469,6 +500,7 @@ impl Store {
                 cold,
                 sweeps: std::sync::atomic::AtomicU64::new(0),
                 tier_cut: std::sync::Mutex::new(()),
+                _dir_lock: dir_lock,
             }),
         };
         {

@@ -532,3 +532,29 @@ fn checkpoint_with_a_write_gate_gives_an_exact_cut() {
             .is_none());
     }
 }
+
+/// A store handle that outlives the caller's (a background thread finishing a round) keeps
+/// the directory locked: a new `open` waits for it instead of working beside it (two-tier
+/// runs showed the old store's migration writing into the new store's cold index).
+#[test]
+fn open_waits_for_the_previous_store_of_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Store::open(small_cfg(dir.path())).unwrap();
+    a.session().upsert(b"k", b"v", Default::default()).unwrap();
+    a.checkpoint(Vec::new()).unwrap();
+    let held = a.clone();
+    drop(a);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    let t0 = Instant::now();
+    let b = Store::open(small_cfg(dir.path())).unwrap();
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(250),
+        "opened beside a live store after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(b.session().read(b"k").unwrap().unwrap().0, b"v");
+    t.join().unwrap();
+}
