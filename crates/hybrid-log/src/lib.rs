@@ -111,6 +111,8 @@
 //!   with non-idempotent replay) hold writers off and use [`Store::checkpoint_with`], whose
 //!   callback runs right after the barrier: read the offset there and release the writers
 //!   (they wait one epoch, not the I/O).
+//! * [`Store::open`] takes an exclusive lock on `<dir>/LOCK` (held until the store and its
+//!   threads are gone; an `open` in the same process waits up to 30 s for a closing one).
 //! * [`Store::open`] recovers the newest readable checkpoint (an unreadable one is renamed
 //!   `*.corrupt` and the previous one used, with a warning); bytes past its `T` are truncated
 //!   or deleted; the index is rebuilt by scanning `[max(begin, cleared_at), T)` sequentially
