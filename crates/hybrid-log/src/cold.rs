@@ -233,7 +233,6 @@ pub(crate) struct ColdCounters {
     pub migration_passes: AtomicU64,
     pub promoted: AtomicU64,
     pub compactions: AtomicU64,
-    pub compaction_copied: AtomicU64,
     /// Live-bytes estimate after the last compaction (trigger).
     pub live_estimate: AtomicU64,
     /// Where the running compaction pass ends (0: none running).
@@ -314,7 +313,7 @@ impl Cold {
 
     /// Recovery: the newest record of each slot in `[max(begin, cleared_at), tail)` heads it.
     fn rebuild_index(&self) -> Result<(), StoreError> {
-        let from = self.begin.load(SeqCst).max(self.cleared_at.load(SeqCst));
+        let from = self.live_from();
         let tail = self.tail.load(SeqCst);
         if from >= tail {
             return Ok(());
@@ -348,6 +347,11 @@ impl Cold {
             "rebuilt the cold index"
         );
         Ok(())
+    }
+
+    /// The first address that can hold a visible record: `max(begin, cleared_at)`.
+    pub fn live_from(&self) -> u64 {
+        self.begin.load(SeqCst).max(self.cleared_at.load(SeqCst))
     }
 
     /// Where the mark of a checkpoint is: read `begin` and `cleared_at` before `tail`.
@@ -715,7 +719,6 @@ impl Cold {
         self.begin.fetch_max(pos, SeqCst);
         let c = &self.counters;
         c.compactions.fetch_add(1, Relaxed);
-        c.compaction_copied.fetch_add(copied, Relaxed);
         Ok((copied, bytes, self.begin.load(SeqCst)))
     }
 

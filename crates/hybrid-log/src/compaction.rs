@@ -170,13 +170,7 @@ impl Store {
     /// Blocking: from async code call it in `spawn_blocking`, with no session pinned on the
     /// calling thread.
     pub fn compact(&self, until: u64) -> Result<CompactionStats, StoreError> {
-        let inner = &*self.inner;
-        let _one = inner
-            .compaction
-            .lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        self.compact_with(until, &mut |_, _| Eviction::Keep, &mut |_, _, _| {})
+        self.evict(until, &mut |_, _| Eviction::Keep, &mut |_, _, _| {})
     }
 
     /// An eviction pass (cache mode): compaction of `[begin, until)` in which `decide`

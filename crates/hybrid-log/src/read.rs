@@ -345,9 +345,11 @@ impl Pinned<'_> {
                 let f = f.take().expect("f is used once");
                 let meta = h.prefix.meta;
                 let out = f(h.value(&self.scratch.io), meta);
-                let value = h.value(&self.scratch.io).to_vec();
-                let h0 = last_entry.unwrap_or(INVALID_ADDRESS);
-                self.maybe_promote(hash, key, &value, meta, (h0, gen0))?;
+                if self.promotion_due() {
+                    let value = h.value(&self.scratch.io).to_vec();
+                    let h0 = last_entry.unwrap_or(INVALID_ADDRESS);
+                    self.promote(hash, key, &value, meta, (h0, gen0))?;
+                }
                 Ok(Some(out))
             }
             Some(ColdLookup::Absent) | None => Ok(None),

@@ -280,7 +280,8 @@ impl Pinned<'_> {
             let cur = entry.address();
             if cur > addr || self.inner.sweeps.load(SeqCst) != gen0 {
                 // Never link to a higher address (chains stay in decreasing address order,
-                // which recovery relies on): give this record up and start over.
+                // which recovery relies on), nor commit after a sweep that may have freed
+                // and re-created the entry: give this record up and start over.
                 rec.mark_invalid();
                 log.records_appended.fetch_add(1, Relaxed);
                 return Ok(Commit::Conflict);
@@ -291,21 +292,17 @@ impl Pinned<'_> {
                 // disk): the orphan-to-be must not be flushed before it is marked invalid.
                 let first = match locate_pinned(log, cur, key, verified, g, &mut self.scratch.io2)?
                 {
-                    Located::At(a) => a,
+                    Located::At(a) => Some(a),
                     // Nothing new above what we verified.
-                    Located::Stopped => base,
+                    Located::Stopped => Some(base),
                     // Records above what we verified fell below `begin` meanwhile (a
                     // two-tier store migrated them: the key may have been among them, and
                     // what we based our update on may be stale): start over.
-                    Located::Cut => {
-                        rec.mark_invalid();
-                        log.records_appended.fetch_add(1, Relaxed);
-                        return Ok(Commit::Conflict);
-                    }
+                    Located::Cut => None,
                     // The chain no longer holds the key at all (e.g. the index was cleared).
-                    Located::Absent => INVALID_ADDRESS,
+                    Located::Absent => Some(INVALID_ADDRESS),
                 };
-                if first != base {
+                if first != Some(base) {
                     rec.mark_invalid();
                     log.records_appended.fetch_add(1, Relaxed);
                     return Ok(Commit::Conflict);

@@ -5,12 +5,12 @@
 //! when it moves, moves to the tail, ahead of the cursor. The cursor is a log address
 //! (0 = start / done).
 
+use std::sync::atomic::Ordering::SeqCst;
+
 use crate::address::INVALID_ADDRESS;
 use crate::read::{first_record_address, read_disk_prefix};
 use crate::record::{Prefix, END_OF_PAGE, INVALID, PREFIX_SIZE, TOMBSTONE};
 use crate::store::Pinned;
-use std::sync::atomic::Ordering::SeqCst;
-
 use crate::{RecordMeta, Store, StoreError};
 
 /// Bytes read per disk window.
@@ -43,7 +43,7 @@ impl Pinned<'_> {
             match self.scan_from(cursor, count, f)? {
                 // Two-tier: the hot log is done, go on with the cold log.
                 0 => self.inner.cold.as_ref().map_or(0, |c| {
-                    let from = c.begin.load(SeqCst).max(c.cleared_at.load(SeqCst));
+                    let from = c.live_from();
                     if from < c.tail.load(SeqCst) {
                         COLD_CURSOR | from
                     } else {
@@ -71,9 +71,7 @@ impl Pinned<'_> {
         let Some(cold) = self.inner.cold.as_ref() else {
             return Ok(0);
         };
-        let from = addr
-            .max(cold.begin.load(SeqCst))
-            .max(cold.cleared_at.load(SeqCst));
+        let from = addr.max(cold.live_from());
         let tail = cold.tail.load(SeqCst);
         if from >= tail {
             return Ok(0);

@@ -114,10 +114,24 @@ impl Pinned<'_> {
         }))
     }
 
-    /// Copies a cold record read by a lookup to the hot tier (one in `cold_promote_every`
-    /// hits), unless something was installed in its chain since the entry `h0.0` was read
-    /// (`h0.1`: the sweep generation read before it).
-    pub(crate) fn maybe_promote(
+    /// Whether the cold read hit just counted is one to copy back to the hot tier (one in
+    /// `cold_promote_every`).
+    pub(crate) fn promotion_due(&self) -> bool {
+        let every = self.inner.cfg.cold_promote_every;
+        self.inner.cold.as_ref().is_some_and(|cold| {
+            every != 0
+                && cold
+                    .counters
+                    .hits
+                    .load(Relaxed)
+                    .is_multiple_of(u64::from(every))
+        })
+    }
+
+    /// Copies a cold record read by a lookup to the hot tier (when [`Self::promotion_due`]),
+    /// unless something was installed in its chain since the entry `h0.0` was read (`h0.1`:
+    /// the sweep generation read before it).
+    pub(crate) fn promote(
         &mut self,
         hash: u64,
         key: &[u8],
@@ -125,19 +139,9 @@ impl Pinned<'_> {
         meta: RecordMeta,
         h0: (u64, u64),
     ) -> Result<(), StoreError> {
-        let every = self.inner.cfg.cold_promote_every;
         let Some(cold) = self.inner.cold.as_ref() else {
             return Ok(());
         };
-        if every == 0
-            || !cold
-                .counters
-                .hits
-                .load(Relaxed)
-                .is_multiple_of(u64::from(every))
-        {
-            return Ok(());
-        }
         if let crate::rmw::Commit::Done =
             self.append_checked(hash, key, value, meta, 0, h0, INVALID_ADDRESS)?
         {
