@@ -6,17 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use kvd_suite::KvdServer;
-
-fn info(c: &mut redis::Connection, field: &str) -> u64 {
-    let text: String = redis::cmd("INFO").query(c).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
+use kvd_suite::{info_u64, KvdServer};
 
 fn dbsize(c: &mut redis::Connection) -> u64 {
     redis::cmd("DBSIZE").query(c).unwrap()
@@ -79,7 +69,7 @@ fn settle(c: &mut redis::Connection) {
     let mut stable = 0;
     while t0.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(100));
-        let e = info(c, "evicted_keys");
+        let e = info_u64(c, "evicted_keys");
         if e == last {
             stable += 1;
             if stable >= 5 {
@@ -117,7 +107,7 @@ fn allkeys_random_bounds_memory_and_disk_without_refusing_writes() {
     }
     settle(&mut c);
     assert_counts_agree(&mut c);
-    let evicted = info(&mut c, "evicted_keys");
+    let evicted = info_u64(&mut c, "evicted_keys");
     assert!(evicted > 60_000, "evicted only {evicted}");
     let n = dbsize(&mut c);
     assert_eq!(n + evicted, 120_000, "keys + evicted != written");
@@ -128,12 +118,12 @@ fn allkeys_random_bounds_memory_and_disk_without_refusing_writes() {
     // and so does the log memory the store holds.
     let disk = dir_bytes(&s.dir().join("log"));
     assert!(disk < 64 << 20, "log files grew to {disk} bytes");
-    let log = info(&mut c, "kvd_log_bytes");
+    let log = info_u64(&mut c, "kvd_log_bytes");
     assert!(
         log < 28 << 20,
         "the log holds {log} bytes for a 24 MB limit"
     );
-    let rss = info(&mut c, "used_memory_rss");
+    let rss = info_u64(&mut c, "used_memory_rss");
     assert!(
         rss < 120 << 20,
         "RSS {rss} after 120 MB written through 24 MB"
@@ -172,7 +162,7 @@ fn volatile_random_evicts_only_ttl_keys_then_answers_oom() {
         let _: () = p.query(&mut c).unwrap();
     }
     settle(&mut c);
-    assert!(info(&mut c, "evicted_keys") > 30_000);
+    assert!(info_u64(&mut c, "evicted_keys") > 30_000);
     for i in (0..1000).step_by(97) {
         let v: Option<String> = redis::cmd("GET")
             .arg(format!("keep{i}"))
@@ -238,7 +228,7 @@ fn evictions_survive_a_restart_through_the_aof() {
         let _: () = p.query(&mut c).unwrap();
     }
     settle(&mut c);
-    let evicted = info(&mut c, "evicted_keys");
+    let evicted = info_u64(&mut c, "evicted_keys");
     assert!(evicted > 0);
     let before = dbsize(&mut c);
     drop(c);
@@ -291,7 +281,7 @@ fn hot_set_hit_rate(policy: &str) -> (f64, u64) {
     }
     settle(&mut c);
     assert_counts_agree(&mut c);
-    let evicted = info(&mut c, "evicted_keys");
+    let evicted = info_u64(&mut c, "evicted_keys");
     let rate = hits as f64 / reads as f64;
     eprintln!("{policy}: hot-set hit rate {rate:.3}, evicted {evicted}");
     (rate, evicted)
@@ -368,7 +358,7 @@ fn volatile_ttl_evicts_the_soonest_expiring_first() {
         write(&mut c, chunk * 5000, (chunk + 1) * 5000);
     }
     settle(&mut c);
-    assert!(info(&mut c, "evicted_keys") > 10_000);
+    assert!(info_u64(&mut c, "evicted_keys") > 10_000);
     let count = |c: &mut redis::Connection, prefix: &str| -> usize {
         let mut p = redis::pipe();
         for i in 0..25_000 {
@@ -400,7 +390,7 @@ fn noeviction_spills_and_config_set_switches_policy() {
         let _: () = p.query(&mut c).unwrap();
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(info(&mut c, "evicted_keys"), 0);
+    assert_eq!(info_u64(&mut c, "evicted_keys"), 0);
     assert_eq!(dbsize(&mut c), 40_000, "noeviction lost keys");
     let v: Option<String> = redis::cmd("GET").arg("n0:0").query(&mut c).unwrap();
     assert_eq!(
@@ -415,7 +405,7 @@ fn noeviction_spills_and_config_set_switches_policy() {
         .query(&mut c)
         .unwrap();
     settle(&mut c);
-    let evicted = info(&mut c, "evicted_keys");
+    let evicted = info_u64(&mut c, "evicted_keys");
     assert!(evicted > 10_000, "evicted {evicted} after switching");
     assert_eq!(dbsize(&mut c) + evicted, 40_000);
 }

@@ -5,19 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use kvd_suite::{KvdServer, AOF_ALWAYS};
+use kvd_suite::{info_u64, KvdServer, AOF_ALWAYS};
 
 const HOT: &[&str] = &["--tiered", "yes", "--maxmemory", "16mb"];
-
-fn info(c: &mut redis::Connection, field: &str) -> u64 {
-    let text: String = redis::cmd("INFO").query(c).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO"))
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 fn scan_count(c: &mut redis::Connection) -> u64 {
     let mut keys = std::collections::HashSet::new();
@@ -54,7 +44,7 @@ fn load(c: &mut redis::Connection, from: u64, n: u64) {
 
 fn wait_migrated(c: &mut redis::Connection, at_least: u64) {
     let t0 = Instant::now();
-    while info(c, "tier_migrated_records") < at_least {
+    while info_u64(c, "tier_migrated_records") < at_least {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
             "no migration after 60 s"
@@ -119,13 +109,13 @@ fn keys_move_cold_and_stay_readable_updatable_and_durable() {
     let dbsize: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(dbsize, keys);
     assert_eq!(scan_count(&mut c), keys);
-    let hot = info(&mut c, "tier_hot_keys");
-    let cold = info(&mut c, "tier_cold_keys");
+    let hot = info_u64(&mut c, "tier_hot_keys");
+    let cold = info_u64(&mut c, "tier_cold_keys");
     // The 16 MB hot tier holds ~110k of these records: the rest is cold.
     assert!(hot < keys * 2 / 3, "hot keys {hot} of {keys}");
     assert!(cold > keys / 3, "cold keys {cold} of {keys}");
-    assert!(info(&mut c, "tier_cold_hits") > 0);
-    assert_eq!(info(&mut c, "tier_enabled"), 1);
+    assert!(info_u64(&mut c, "tier_cold_hits") > 0);
+    assert_eq!(info_u64(&mut c, "tier_enabled"), 1);
     // A checkpoint, more writes (only in the AOF), then a restart.
     let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
     load(&mut c, N, 20_000);
@@ -189,7 +179,7 @@ fn sigkill_during_migration_loses_no_acknowledged_write() {
         let _: i64 = redis::cmd("INCR").arg("counter").query(&mut c).unwrap();
         acked += 1;
     }
-    let migrated = info(&mut c, "tier_migrated_records");
+    let migrated = info_u64(&mut c, "tier_migrated_records");
     let mut kvd = kvd;
     kvd.kill();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -45,6 +45,17 @@ pub fn kvd_binary() -> PathBuf {
     bin
 }
 
+/// A numeric field of the default `INFO` sections (panics if it is missing).
+pub fn info_u64(c: &mut redis::Connection, field: &str) -> u64 {
+    let text: String = redis::cmd("INFO").query(c).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
