@@ -904,6 +904,13 @@ mod tests {
         assert!(cli(&["--databases", "300"]).is_err());
         assert!(cli(&["--maxmemory", "12q"]).is_err());
         assert!(cli(&["--port"]).is_err());
+        assert!(cli(&["--tiered", "maybe"]).is_err());
+        assert!(cli(&["--tiered-cold-index-bits", "9"]).is_err());
+        assert!(cli(&["--tiered-cold-index-bits", "29"]).is_err());
+        let c = cli(&["--tiered", "yes", "--tiered-cold-index-bits", "26"]).unwrap();
+        assert!(c.tiered);
+        assert_eq!(c.tiered_cold_index_bits, 26);
+        assert!(!cli(&[]).unwrap().tiered);
     }
 
     #[test]
