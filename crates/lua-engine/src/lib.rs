@@ -35,7 +35,7 @@ pub mod scripts;
 pub mod vm;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,20 @@ pub trait Host: Send + Sync + 'static {
         access: Access,
         body: &mut RunBody<'_, Self::Calls>,
     ) -> Result<Option<Self::Receipt>, String>;
+
+    /// Like [`Host::run`] with [`Access::Keys`], for an inline run on the
+    /// caller's thread, which must never wait: `None` (without calling
+    /// `body`) when the locks are not free at once. The default never runs
+    /// inline, so every request goes to a worker thread.
+    fn try_run(
+        &self,
+        caller: &Self::Caller,
+        keys: &[Bytes],
+        body: &mut RunBody<'_, Self::Calls>,
+    ) -> Option<Result<Option<Self::Receipt>, String>> {
+        let _ = (caller, keys, body);
+        None
+    }
 }
 
 /// What [`Host::run`] calls with the run's context: runs the Lua code,
@@ -119,7 +133,13 @@ pub struct Config {
     pub memory_limit: usize,
     /// Past this run time a script counts as busy (`busy-reply-threshold`).
     pub busy_threshold: Arc<std::sync::atomic::AtomicU64>,
+    /// Time in microseconds an inline run ([`Engine::try_inline`]) may take
+    /// before it is abandoned for a worker thread; 0 turns inline runs off.
+    pub inline_budget_us: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// Default [`Config::inline_budget_us`].
+pub const INLINE_BUDGET_US: u64 = 1000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -127,6 +147,7 @@ impl Default for Config {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             memory_limit: 64 << 20,
             busy_threshold: Arc::new(std::sync::atomic::AtomicU64::new(5000)),
+            inline_budget_us: Arc::new(std::sync::atomic::AtomicU64::new(INLINE_BUDGET_US)),
         }
     }
 }
@@ -208,11 +229,15 @@ pub(crate) struct Shared {
     pub running: Vec<Mutex<Option<Running>>>,
     pub queued: Vec<AtomicUsize>,
     pub config: Config,
+    /// Requests answered inline, and inline attempts handed to a worker.
+    pub inline_runs: AtomicU64,
+    pub inline_fallbacks: AtomicU64,
 }
 
 /// The scripting engine: worker threads and their queues.
 pub struct Engine<H: Host> {
     shared: Arc<Shared>,
+    host: Arc<H>,
     senders: Vec<flume::Sender<worker::Msg<H>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -244,6 +269,8 @@ impl<H: Host> Engine<H> {
             running: (0..n).map(|_| Mutex::new(None)).collect(),
             queued: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             config,
+            inline_runs: AtomicU64::new(0),
+            inline_fallbacks: AtomicU64::new(0),
         });
         let mut senders = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
@@ -260,6 +287,7 @@ impl<H: Host> Engine<H> {
         }
         Ok(Engine {
             shared,
+            host,
             senders,
             threads: Mutex::new(threads),
         })
@@ -287,6 +315,43 @@ impl<H: Host> Engine<H> {
             }
         }
         rx
+    }
+
+    /// Runs an `EVAL`, `EVALSHA` or `FCALL` on the calling thread, with a
+    /// VM of this thread's own, when it finishes within the inline budget
+    /// and its keys' locks are free at once ([`Host::try_run`]); this saves
+    /// the two thread hand-offs of [`Engine::submit`] for short scripts.
+    /// Otherwise the request comes back untouched for `submit`: an attempt
+    /// that ran out of budget, met an undeclared key or found its locks
+    /// taken was discarded (all-or-nothing); one that ran out of budget or
+    /// met an undeclared key then skips the inline attempt on this thread
+    /// for its next 64 requests (or until a `SCRIPT FLUSH` or function
+    /// change). Inline runs never count as busy and cannot be killed: the
+    /// budget bounds them.
+    pub fn try_inline(
+        &self,
+        req: Request<H::Caller>,
+    ) -> Result<Response<H::Receipt>, Request<H::Caller>> {
+        let budget = self.shared.config.inline_budget_us.load(Ordering::Relaxed);
+        if budget == 0 || !matches!(req.job, Job::Eval(_) | Job::EvalSha(_) | Job::Fcall(_)) {
+            return Err(req);
+        }
+        let r = worker::inline(&self.shared, &self.host, req, Duration::from_micros(budget));
+        let counter = match r {
+            Ok(_) => &self.shared.inline_runs,
+            Err(_) => &self.shared.inline_fallbacks,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
+    /// Requests answered by [`Engine::try_inline`], and those it handed
+    /// back for a worker thread.
+    pub fn inline_counts(&self) -> (u64, u64) {
+        (
+            self.shared.inline_runs.load(Ordering::Relaxed),
+            self.shared.inline_fallbacks.load(Ordering::Relaxed),
+        )
     }
 
     /// The script cache (`SCRIPT EXISTS`, `SCRIPT FLUSH`).

@@ -10,7 +10,14 @@ use crate::functions::FunctionFlags;
 
 /// Lowercase hex SHA1 of `data` (`redis.sha1hex`, script ids).
 pub fn sha1hex(data: &[u8]) -> String {
-    sha1_smol::Sha1::from(data).digest().to_string()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(data).digest().bytes();
+    let mut s = String::with_capacity(40);
+    for b in digest {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 /// Script bodies by lowercase SHA1. Every worker compiles from here on

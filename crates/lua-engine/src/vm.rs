@@ -45,6 +45,9 @@ pub enum Abort {
     Undeclared,
     /// `FUNCTION LOAD` ran past its time limit.
     LoadTimeout,
+    /// An inline run (on the caller's thread) ran past its budget: it is
+    /// discarded and the request goes to a worker thread.
+    Budget,
 }
 
 /// The per-run context `redis.call` and the hook read (swapped in and
@@ -64,8 +67,9 @@ pub struct RunCtx {
     pub err_line: Option<usize>,
     /// A function rather than an EVAL script (for the kill message).
     pub is_function: bool,
-    /// Deadline of a library load.
-    pub deadline: Option<Instant>,
+    /// Deadline of a library load or an inline run, and the abort it
+    /// raises.
+    pub deadline: Option<(Instant, Abort)>,
 }
 
 impl std::fmt::Debug for RunCtx {
@@ -109,16 +113,19 @@ pub fn abort_message(a: Abort, is_function: bool) -> &'static str {
         }
         (Abort::Undeclared, _) => "ERR Script accessed a key it did not declare",
         (Abort::LoadTimeout, _) => "ERR FUNCTION LOAD timeout",
+        (Abort::Budget, _) => "ERR Script ran past its inline budget",
     }
 }
 
-/// Notes a kill or load timeout as the pending abort; returns it.
+/// Notes a kill or a passed deadline as the pending abort; returns it.
 fn check_stop(ctx: &mut RunCtx) -> Option<Abort> {
     if ctx.abort.is_none() {
         if ctx.kill.load(Ordering::Acquire) {
             ctx.abort = Some(Abort::Killed);
-        } else if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
-            ctx.abort = Some(Abort::LoadTimeout);
+        } else if let Some((at, abort)) = ctx.deadline {
+            if Instant::now() >= at {
+                ctx.abort = Some(abort);
+            }
         }
     }
     ctx.abort
@@ -202,8 +209,11 @@ fn install_random(lua: &Lua, globals: &Table, rng: &Rc<std::cell::Cell<u64>>) ->
 pub struct Vm {
     /// The state.
     pub lua: Lua,
-    /// The original `pcall` (the runs' driver).
+    /// The original `pcall`.
     pub raw_pcall: Function,
+    /// The runs' driver: `run(f, is_function, nkeys, keys..., args...)`
+    /// sets `KEYS`/`ARGV` (EVAL) and returns `pcall(f, KEYS, ARGV)`.
+    pub run: Function,
     /// The table behind the globals (`_G` is an empty read-only proxy over
     /// it): where the worker sets `KEYS` and `ARGV`.
     pub globals: Table,
@@ -256,25 +266,82 @@ pub fn fmt_number(n: f64) -> String {
 
 /// Converts `redis.call` arguments; Redis's error text on a bad one.
 fn call_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+    use std::fmt::Write as _;
     if args.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call");
     }
-    let mut out = Vec::with_capacity(args.len());
-    for a in args {
+    // One buffer for all arguments (one allocation), split into `Bytes`.
+    let mut ends = Vec::with_capacity(args.len());
+    let len = args
+        .iter()
+        .map(|a| match a {
+            Value::String(s) => s.as_bytes().len(),
+            _ => 24,
+        })
+        .sum();
+    let mut buf = bytes::BytesMut::with_capacity(len);
+    let mut num = String::new();
+    for a in &args {
         match a {
-            Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(i) => out.push(Bytes::from(i.to_string())),
-            Value::Number(n) => out.push(Bytes::from(fmt_number(n))),
+            Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
+            Value::Integer(i) => {
+                num.clear();
+                let _ = write!(num, "{i}");
+                buf.extend_from_slice(num.as_bytes());
+            }
+            Value::Number(n) => buf.extend_from_slice(fmt_number(*n).as_bytes()),
             _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
         }
+        ends.push(buf.len());
+    }
+    let mut all = buf.freeze();
+    let mut out = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for end in ends {
+        out.push(all.split_to(end - start));
+        start = end;
     }
     Ok(out)
+}
+
+/// The VM's memory limit (app data), for [`Unlimited`].
+struct MemoryLimit(usize);
+
+/// Lifts the VM's memory limit while Rust code (not the script) builds
+/// values for it: under a limit, mlua runs every allocating API call in a
+/// protected call of its own (a fresh C closure and a `lua_pcall` each),
+/// which costs several times the allocation. The limit is back on drop,
+/// before control returns to the script, whose next allocation past the
+/// limit fails as before (a reply built meanwhile counts toward it).
+pub(crate) struct Unlimited<'a> {
+    lua: &'a Lua,
+    limit: usize,
+}
+
+impl<'a> Unlimited<'a> {
+    /// Lifts the limit of `lua` until the guard drops.
+    pub(crate) fn new(lua: &'a Lua) -> Self {
+        let limit = lua.app_data_ref::<MemoryLimit>().map_or(0, |l| l.0);
+        if limit > 0 {
+            let _ = lua.set_memory_limit(0);
+        }
+        Unlimited { lua, limit }
+    }
+}
+
+impl Drop for Unlimited<'_> {
+    fn drop(&mut self) {
+        if self.limit > 0 {
+            let _ = self.lua.set_memory_limit(self.limit);
+        }
+    }
 }
 
 /// `rawcall(protected, ...)`: runs one command through the run's
 /// [`Calls`]. Returns `(reply, flag)`: flag nil = normal reply, 1 = an
 /// error reply that `redis.call` raises, 2 = an abort both raise.
 fn rawcall(lua: &Lua, (protected, args): (bool, MultiValue)) -> mlua::Result<(Value, Option<i64>)> {
+    let _unlimited = Unlimited::new(lua);
     if let Some((a, f)) = pending_abort() {
         return Ok((
             Value::String(lua.create_string(abort_message(a, f))?),
@@ -445,7 +512,27 @@ raw_setmetatable(real, {
   end,
 })
 raw_setmetatable(G, {__index = real, __newindex = deny, __metatable = false})
-return real
+
+-- The runs' driver: run(f, is_function, nkeys, keys..., args...) builds KEYS
+-- and ARGV here (one call from Rust instead of one per table and element),
+-- calls f(KEYS, ARGV) under the original pcall and returns its results.
+-- EVAL scripts see KEYS and ARGV as globals for the run only.
+local raw_select = select
+local function clear(...)
+  real.KEYS, real.ARGV = nil, nil -- real has no __newindex: plain sets
+  return ...
+end
+local function run(f, is_function, nkeys, ...)
+  local keys, argv = {...}, {}
+  for i = nkeys + 1, raw_select('#', ...) do
+    argv[i - nkeys] = keys[i]
+    keys[i] = nil
+  end
+  if is_function then return raw_pcall(f, keys, argv) end
+  real.KEYS, real.ARGV = keys, argv
+  return clear(raw_pcall(f, keys, argv))
+end
+return real, run
 "#;
 
 impl Vm {
@@ -539,7 +626,7 @@ impl Vm {
         let prelude = lua.load(PRELUDE).set_name("=kvd_prelude").into_function()?;
         let rng = Rc::new(std::cell::Cell::new(RAND48_SEED));
         install_random(&lua, &globals, &rng)?;
-        let real: Table = prelude.call((
+        let (real, run): (Table, Function) = prelude.call((
             lua.create_function(rawcall)?,
             lua.create_function(abortcheck)?,
             Value::Nil,
@@ -555,10 +642,12 @@ impl Vm {
         )?;
         if memory_limit > 0 {
             lua.set_memory_limit(memory_limit)?;
+            lua.set_app_data(MemoryLimit(memory_limit));
         }
         Ok(Vm {
             lua,
             raw_pcall,
+            run,
             globals: real,
             proxy: globals,
             redis,

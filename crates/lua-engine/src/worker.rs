@@ -2,6 +2,7 @@
 //! the run protocol (isolate through the host, run, commit or discard,
 //! re-run exclusively after an undeclared key).
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mlua::chunk::ChunkMode;
-use mlua::{Function, MultiValue, Table, Value};
+use mlua::{Function, MultiValue, Value};
 use resp_codec::{encode, Protocol};
 
 use crate::functions::{self, FunctionFlags, FunctionMeta, Library};
@@ -29,7 +30,9 @@ pub(crate) enum Msg<H: Host> {
 const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
 
 struct Worker<H: Host> {
-    id: usize,
+    /// Index of the worker thread (its `running` slot); None for the
+    /// inline worker of a caller's thread.
+    id: Option<usize>,
     shared: Arc<Shared>,
     host: Arc<H>,
     vm: Vm,
@@ -40,6 +43,100 @@ struct Worker<H: Host> {
     funcs: HashMap<String, (Function, FunctionFlags)>,
     funcs_version: u64,
     kill: Arc<AtomicBool>,
+    /// Inline worker: scripts and functions that ran past the budget or
+    /// touched an undeclared key, with the number of requests that still
+    /// go straight to the worker threads before the next inline attempt.
+    slow: HashMap<String, u32>,
+}
+
+/// How a run is isolated and what happens when it cannot finish.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// On a worker thread: waits for its locks, may run past the busy
+    /// threshold (and be killed), re-runs exclusively after an undeclared key.
+    Pool,
+    /// On the caller's thread: takes its locks only if they are free at
+    /// once and stops at the deadline; anything else falls back to `Pool`.
+    Inline(Instant),
+}
+
+/// Requests of a script that overran the inline budget (or touched an
+/// undeclared key) that go straight to a worker before it is tried inline
+/// again: a script that is always slow wastes at most one budget per this
+/// many runs.
+const SLOW_SKIPS: u32 = 64;
+
+/// Why an inline run handed its request to a worker thread.
+enum Fallback {
+    /// Its locks were taken (it did not run).
+    Locked,
+    /// It ran past the budget or touched an undeclared key (discarded):
+    /// this script skips the inline attempt on this thread for its next
+    /// [`SLOW_SKIPS`] requests. Not for good: the budget is wall-clock time,
+    /// so a short script preempted mid-run on a busy machine overruns it too.
+    Slow,
+}
+
+thread_local! {
+    /// This thread's inline worker (a `Worker<H>` of the engine it last
+    /// served), built on the first inline run.
+    static INLINE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Runs `req` on the calling thread when it can finish within `budget`
+/// without waiting for a lock; otherwise hands `req` back untouched for a
+/// worker thread (whatever an abandoned attempt did was discarded).
+pub(crate) fn inline<H: Host>(
+    shared: &Arc<Shared>,
+    host: &Arc<H>,
+    req: Request<H::Caller>,
+    budget: Duration,
+) -> Result<Response<H::Receipt>, Request<H::Caller>> {
+    INLINE.with(|cell| {
+        // A run never re-enters (commands do not run scripts); be safe anyway.
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return Err(req);
+        };
+        let current = slot
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<Worker<H>>())
+            .is_some_and(|w| Arc::ptr_eq(&w.shared, shared));
+        if !current {
+            let Ok(vm) = Vm::new(shared.config.memory_limit) else {
+                return Err(req);
+            };
+            *slot = Some(Box::new(Worker::new(
+                None,
+                shared.clone(),
+                host.clone(),
+                vm,
+            )));
+        }
+        let Some(w) = slot.as_mut().and_then(|b| b.downcast_mut::<Worker<H>>()) else {
+            return Err(req);
+        };
+        let deadline = Instant::now() + budget;
+        let mut req = Some(req);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            w.handle_inline(&mut req, deadline)
+        })) {
+            Ok(Some(resp)) => Ok(resp),
+            Ok(None) => match req {
+                Some(req) => Err(req),
+                None => Ok(error_response(
+                    b"ERR internal error while running the script",
+                )),
+            },
+            Err(_) => {
+                tracing::error!("inline Lua run panicked");
+                RUN.with(|r| r.borrow_mut().take());
+                w.reset_vm();
+                Ok(error_response(
+                    b"ERR internal error while running the script",
+                ))
+            }
+        }
+    })
 }
 
 pub(crate) fn main<H: Host>(
@@ -59,17 +156,7 @@ pub(crate) fn main<H: Host>(
             return;
         }
     };
-    let mut w = Worker {
-        id,
-        scripts_gen: shared.scripts.generation(),
-        shared,
-        host,
-        vm,
-        compiled: HashMap::new(),
-        funcs: HashMap::new(),
-        funcs_version: u64::MAX,
-        kill: Arc::new(AtomicBool::new(false)),
-    };
+    let mut w = Worker::new(Some(id), shared, host, vm);
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Stop => break,
@@ -164,27 +251,112 @@ struct Named<'a> {
     is_function: bool,
 }
 
+/// What a script request runs: the function, its flags, its name (SHA1
+/// or function name) and whether it is a function; or the error reply.
+type Target<R> = Result<(Function, Option<FunctionFlags>, String, bool), Response<R>>;
+
 impl<H: Host> Worker<H> {
-    fn handle(&mut self, req: Request<H::Caller>) -> Response<H::Receipt> {
-        match req.job.clone() {
-            Job::Eval(body) => match self.compile(&body) {
-                Ok((f, flags, sha)) => self.execute(req, f, flags, &sha, false),
-                Err(e) => error_response(e.as_bytes()),
+    fn new(id: Option<usize>, shared: Arc<Shared>, host: Arc<H>, vm: Vm) -> Self {
+        Worker {
+            id,
+            scripts_gen: shared.scripts.generation(),
+            shared,
+            host,
+            vm,
+            compiled: HashMap::new(),
+            funcs: HashMap::new(),
+            funcs_version: u64::MAX,
+            kill: Arc::new(AtomicBool::new(false)),
+            slow: HashMap::new(),
+        }
+    }
+
+    /// Finds (compiling or loading as needed) what an EVAL, EVALSHA or
+    /// FCALL runs; None for other jobs.
+    fn target(&mut self, job: &Job) -> Option<Target<H::Receipt>> {
+        Some(match job {
+            Job::Eval(body) => match self.compile(body) {
+                Ok((f, flags, sha)) => Ok((f, flags, sha, false)),
+                Err(e) => Err(error_response(e.as_bytes())),
             },
-            Job::EvalSha(sha) => match self.shared.scripts.get(&sha) {
-                None => error_response(b"NOSCRIPT No matching script. Please use EVAL."),
-                Some(body) => match self.compile(&body) {
-                    Ok((f, flags, sha)) => self.execute(req, f, flags, &sha, false),
-                    Err(e) => error_response(e.as_bytes()),
-                },
-            },
+            Job::EvalSha(sha) => {
+                self.check_scripts_gen();
+                let lower = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                if let Some((f, flags)) = self.compiled.get(&lower) {
+                    return Some(Ok((f.clone(), *flags, lower, false)));
+                }
+                match self.shared.scripts.get(sha) {
+                    None => Err(error_response(
+                        b"NOSCRIPT No matching script. Please use EVAL.",
+                    )),
+                    Some(body) => match self.compile(&body) {
+                        Ok((f, flags, sha)) => Ok((f, flags, sha, false)),
+                        Err(e) => Err(error_response(e.as_bytes())),
+                    },
+                }
+            }
             Job::Fcall(name) => {
                 self.sync_functions();
-                let name = String::from_utf8_lossy(&name).into_owned();
+                let name = String::from_utf8_lossy(name).into_owned();
                 match self.funcs.get(&name).cloned() {
-                    None => error_response(b"ERR Function not found"),
-                    Some((f, flags)) => self.execute(req, f, Some(flags), &name, true),
+                    None => Err(error_response(b"ERR Function not found")),
+                    Some((f, flags)) => Ok((f, Some(flags), name, true)),
                 }
+            }
+            _ => return None,
+        })
+    }
+
+    /// An inline attempt: the response, or None to hand the request (left
+    /// in `req`) to a worker thread.
+    fn handle_inline(
+        &mut self,
+        req: &mut Option<Request<H::Caller>>,
+        deadline: Instant,
+    ) -> Option<Response<H::Receipt>> {
+        let r = req.as_ref()?;
+        let (f, flags, name, is_function) = match self.target(&r.job)? {
+            Ok(t) => t,
+            Err(resp) => {
+                req.take();
+                return Some(resp);
+            }
+        };
+        if let Some(skips) = self.slow.get_mut(&name) {
+            if *skips > 0 {
+                *skips -= 1;
+                return None;
+            }
+            self.slow.remove(&name);
+        }
+        match self.execute(r, f, flags, &name, is_function, Mode::Inline(deadline)) {
+            Ok(resp) => {
+                req.take();
+                Some(resp)
+            }
+            Err(Fallback::Locked) => None,
+            Err(Fallback::Slow) => {
+                if self.slow.len() >= 1024 {
+                    self.slow.clear();
+                }
+                self.slow.insert(name, SLOW_SKIPS);
+                None
+            }
+        }
+    }
+
+    fn handle(&mut self, req: Request<H::Caller>) -> Response<H::Receipt> {
+        if let Some(target) = self.target(&req.job) {
+            return match target {
+                Ok((f, flags, name, is_function)) => self
+                    .execute(&req, f, flags, &name, is_function, Mode::Pool)
+                    .unwrap_or_else(|_| error_response(b"ERR the server could not run the script")),
+                Err(resp) => resp,
+            };
+        }
+        match req.job.clone() {
+            Job::Eval(_) | Job::EvalSha(_) | Job::Fcall(_) => {
+                error_response(b"ERR the server could not run the script")
             }
             Job::ScriptLoad(body) => match self.compile(&body) {
                 Ok((_, _, sha)) => bulk_response(sha.as_bytes()),
@@ -230,11 +402,7 @@ impl<H: Host> Worker<H> {
         &mut self,
         body: &Bytes,
     ) -> Result<(Function, Option<FunctionFlags>, String), String> {
-        let gen = self.shared.scripts.generation();
-        if gen != self.scripts_gen {
-            self.compiled.clear();
-            self.scripts_gen = gen;
-        }
+        self.check_scripts_gen();
         let sha = sha1hex(body);
         if let Some((f, flags)) = self.compiled.get(&sha) {
             return Ok((f.clone(), *flags, sha));
@@ -258,13 +426,30 @@ impl<H: Host> Worker<H> {
         Ok((f, flags, sha))
     }
 
+    /// The worker's name in log lines.
+    fn label(&self) -> String {
+        self.id
+            .map_or_else(|| "(inline)".to_string(), |i| i.to_string())
+    }
+
+    /// Forgets the compiled scripts after a `SCRIPT FLUSH`.
+    fn check_scripts_gen(&mut self) {
+        let gen = self.shared.scripts.generation();
+        if gen != self.scripts_gen {
+            self.compiled.clear();
+            self.slow.clear();
+            self.scripts_gen = gen;
+        }
+    }
+
     /// Brings this VM's functions up to the registry's version.
     fn sync_functions(&mut self) {
-        let (version, libs) = self.shared.functions.snapshot();
-        if version == self.funcs_version {
+        if self.shared.functions.version() == self.funcs_version {
             return;
         }
+        let (version, libs) = self.shared.functions.snapshot();
         self.funcs.clear();
+        self.slow.clear();
         for lib in libs {
             match self.load_library(&lib.code) {
                 Ok((_, fs)) => self.funcs.extend(fs),
@@ -348,7 +533,7 @@ impl<H: Host> Worker<H> {
         // hit this one.
         self.kill = Arc::new(AtomicBool::new(false));
         let mut ctx = RunCtx::new(self.kill.clone());
-        ctx.deadline = Some(Instant::now() + LOAD_TIMEOUT);
+        ctx.deadline = Some((Instant::now() + LOAD_TIMEOUT, Abort::LoadTimeout));
         RUN.with(|r| *r.borrow_mut() = Some(ctx));
         let res = self.vm.raw_pcall.call::<MultiValue>(chunk);
         let ctx = RUN.with(|r| r.borrow_mut().take());
@@ -412,7 +597,7 @@ impl<H: Host> Worker<H> {
         if limit > 0 && self.vm.lua.used_memory() > limit / 2 {
             tracing::warn!(
                 "Lua worker {}: VM still large after a memory-limit abort, rebuilding it",
-                self.id
+                self.label()
             );
             self.reset_vm();
         }
@@ -428,54 +613,66 @@ impl<H: Host> Worker<H> {
                 self.funcs.clear();
                 self.funcs_version = u64::MAX;
             }
-            Err(e) => tracing::error!("Lua worker {}: rebuilding the VM failed: {e}", self.id),
+            Err(e) => tracing::error!("Lua worker {}: rebuilding the VM failed: {e}", self.label()),
         }
     }
 
-    /// Runs a script or function for a request: isolation through the
-    /// host, at most one exclusive re-run.
+    /// Runs a script or function for a request. `Mode::Pool`: isolation
+    /// through the host, at most one exclusive re-run; always answers.
+    /// `Mode::Inline`: a [`Fallback`] when the run could not take its locks
+    /// at once, ran past the deadline or touched an undeclared key
+    /// (discarded).
     fn execute(
         &mut self,
-        req: Request<H::Caller>,
+        req: &Request<H::Caller>,
         func: Function,
         flags: Option<FunctionFlags>,
         name: &str,
         is_function: bool,
-    ) -> Response<H::Receipt> {
+        mode: Mode,
+    ) -> Result<Response<H::Receipt>, Fallback> {
         if req.read_only && flags.is_some_and(|f| !f.no_writes) {
-            return error_response(
+            return Ok(error_response(
                 b"ERR Can not execute a script with write flag using *_ro command.",
-            );
+            ));
         }
         let read_only = req.read_only || flags.is_some_and(|f| f.no_writes);
-        self.kill = Arc::new(AtomicBool::new(false));
-        let mut command = Vec::with_capacity(2 + req.keys.len() + req.args.len());
-        command.push(Bytes::from_static(match (is_function, req.read_only) {
-            (true, false) => b"fcall",
-            (true, true) => b"fcall_ro",
-            (false, false) => b"eval",
-            (false, true) => b"eval_ro",
-        }));
-        command.push(Bytes::from(name.to_string()));
-        command.push(Bytes::from(req.keys.len().to_string()));
-        command.extend(req.keys.iter().cloned());
-        command.extend(req.args.iter().cloned());
-        *self.shared.running[self.id]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Running {
-            started: Instant::now(),
-            is_function,
-            name: name.to_string(),
-            command,
-            kill: self.kill.clone(),
-        });
+        let deadline = match mode {
+            Mode::Inline(d) => Some((d, Abort::Budget)),
+            Mode::Pool => None,
+        };
+        if let (Mode::Pool, Some(id)) = (mode, self.id) {
+            // Only worker runs can be busy (an inline run is bounded by its
+            // budget): they register for SCRIPT KILL and -BUSY.
+            self.kill = Arc::new(AtomicBool::new(false));
+            let mut command = Vec::with_capacity(2 + req.keys.len() + req.args.len());
+            command.push(Bytes::from_static(match (is_function, req.read_only) {
+                (true, false) => b"fcall",
+                (true, true) => b"fcall_ro",
+                (false, false) => b"eval",
+                (false, true) => b"eval_ro",
+            }));
+            command.push(Bytes::from(name.to_string()));
+            command.push(Bytes::from(req.keys.len().to_string()));
+            command.extend(req.keys.iter().cloned());
+            command.extend(req.args.iter().cloned());
+            *self.shared.running[id]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(Running {
+                started: Instant::now(),
+                is_function,
+                name: name.to_string(),
+                command,
+                kill: self.kill.clone(),
+            });
+        }
         let host = self.host.clone();
         let named = Named { name, is_function };
         let mut access = Access::Keys;
         let resp = loop {
             let mut result: Option<RunResult> = None;
-            let receipt = host.run(&req.caller, &req.keys, access, &mut |calls| {
-                let r = self.run_once(&func, calls, &req, read_only, &named);
+            let mut body = |calls: &Rc<RefCell<H::Calls>>| {
+                let r = self.run_once(&func, calls, req, read_only, &named, deadline);
                 let verdict = if r.is_error || r.abort.is_some() {
                     Verdict::Discard
                 } else {
@@ -483,30 +680,45 @@ impl<H: Host> Worker<H> {
                 };
                 result = Some(r);
                 verdict
-            });
+            };
+            let receipt = match mode {
+                Mode::Pool => host.run(&req.caller, &req.keys, access, &mut body),
+                Mode::Inline(_) => match host.try_run(&req.caller, &req.keys, &mut body) {
+                    Some(r) => r,
+                    None => break Err(Fallback::Locked),
+                },
+            };
             let Some(r) = result else {
-                break error_response(b"ERR the server could not run the script");
+                break Ok(error_response(b"ERR the server could not run the script"));
             };
             let receipt = match receipt {
                 Ok(receipt) => receipt,
-                Err(msg) => break error_response(msg.as_bytes()),
+                Err(msg) => break Ok(error_response(msg.as_bytes())),
             };
-            if r.abort == Some(Abort::Undeclared) && access == Access::Keys {
-                access = Access::Exclusive;
-                continue;
+            match (r.abort, mode) {
+                (Some(Abort::Undeclared), Mode::Pool) if access == Access::Keys => {
+                    access = Access::Exclusive;
+                    continue;
+                }
+                (Some(Abort::Undeclared | Abort::Budget), Mode::Inline(_)) => {
+                    break Err(Fallback::Slow)
+                }
+                _ => {}
             }
             if let Some(a) = r.abort {
                 self.after_abort(a);
             }
-            break Response {
+            break Ok(Response {
                 reply: r.reply,
                 receipt: if r.is_error { None } else { receipt },
                 is_error: r.is_error,
-            };
+            });
         };
-        *self.shared.running[self.id]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        if let (Mode::Pool, Some(id)) = (mode, self.id) {
+            *self.shared.running[id]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+        }
         resp
     }
 
@@ -517,9 +729,11 @@ impl<H: Host> Worker<H> {
         req: &Request<H::Caller>,
         read_only: bool,
         named: &Named<'_>,
+        deadline: Option<(Instant, Abort)>,
     ) -> RunResult {
         let dyn_calls: Rc<RefCell<dyn Calls>> = calls.clone();
         let mut ctx = RunCtx::new(self.kill.clone());
+        ctx.deadline = deadline;
         ctx.calls = Some(dyn_calls);
         ctx.read_only = read_only;
         ctx.is_function = named.is_function;
@@ -615,26 +829,22 @@ impl<H: Host> Worker<H> {
         is_function: bool,
     ) -> mlua::Result<MultiValue> {
         let lua = &self.vm.lua;
-        let keys: Table = lua.create_table_with_capacity(req.keys.len(), 0)?;
-        for (i, k) in req.keys.iter().enumerate() {
-            keys.raw_set(i + 1, lua.create_string(k)?)?;
-        }
-        let argv: Table = lua.create_table_with_capacity(req.args.len(), 0)?;
-        for (i, a) in req.args.iter().enumerate() {
-            argv.raw_set(i + 1, lua.create_string(a)?)?;
-        }
-        if !is_function {
-            self.vm.globals.raw_set("KEYS", keys.clone())?;
-            self.vm.globals.raw_set("ARGV", argv.clone())?;
+        let mut args = MultiValue::with_capacity(3 + req.keys.len() + req.args.len());
+        args.push_back(Value::Function(func.clone()));
+        args.push_back(Value::Boolean(is_function));
+        args.push_back(Value::Integer(req.keys.len() as _));
+        {
+            let _unlimited = crate::vm::Unlimited::new(lua);
+            for a in req.keys.iter().chain(&req.args) {
+                args.push_back(Value::String(lua.create_string(a)?));
+            }
         }
         // Every run starts from the same random sequence (as in Redis), so
         // one script's math.randomseed does not leak into the next.
         self.vm.rng.set(crate::vm::RAND48_SEED);
-        let r = self
-            .vm
-            .raw_pcall
-            .call::<MultiValue>((func.clone(), keys, argv));
-        if !is_function {
+        let r = self.vm.run.call::<MultiValue>(args);
+        if r.is_err() && !is_function {
+            // Stopped outside the script's pcall: the driver did not clear them.
             self.vm.globals.raw_set("KEYS", Value::Nil)?;
             self.vm.globals.raw_set("ARGV", Value::Nil)?;
         }

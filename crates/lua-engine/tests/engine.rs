@@ -26,6 +26,8 @@ struct Store {
     gate: RwLock<()>,
     runs: AtomicUsize,
     exclusive_runs: AtomicUsize,
+    /// Runs that took their locks without waiting (inline attempts).
+    inline_runs: AtomicUsize,
 }
 
 struct MemCalls {
@@ -106,19 +108,49 @@ impl Host for MemHost {
         access: Access,
         body: &mut lua_engine::RunBody<'_, MemCalls>,
     ) -> Result<Option<usize>, String> {
+        Ok(self
+            .isolated(keys, access, true, body)
+            .expect("a waiting run always runs"))
+    }
+
+    fn try_run(
+        &self,
+        _caller: &(),
+        keys: &[Bytes],
+        body: &mut lua_engine::RunBody<'_, MemCalls>,
+    ) -> Option<Result<Option<usize>, String>> {
+        self.isolated(keys, Access::Keys, false, body).map(Ok)
+    }
+}
+
+impl MemHost {
+    /// One run; `wait == false` (inline): None when a lock is taken.
+    fn isolated(
+        &self,
+        keys: &[Bytes],
+        access: Access,
+        wait: bool,
+        body: &mut lua_engine::RunBody<'_, MemCalls>,
+    ) -> Option<Option<usize>> {
         let st = &self.store;
-        st.runs.fetch_add(1, Ordering::Relaxed);
         let _shared;
         let _excl;
         let mut mine: Vec<Bytes> = Vec::new();
         match access {
             Access::Keys => {
-                _shared = st.gate.read().unwrap();
+                _shared = if wait {
+                    st.gate.read().unwrap()
+                } else {
+                    st.gate.try_read().ok()?
+                };
                 let mut sorted = keys.to_vec();
                 sorted.sort();
                 sorted.dedup();
                 let mut locked = st.locked.lock().unwrap();
                 while sorted.iter().any(|k| locked.contains(k)) {
+                    if !wait {
+                        return None;
+                    }
                     locked = st.freed.wait(locked).unwrap();
                 }
                 locked.extend(sorted.iter().cloned());
@@ -128,6 +160,10 @@ impl Host for MemHost {
                 st.exclusive_runs.fetch_add(1, Ordering::Relaxed);
                 _excl = st.gate.write().unwrap();
             }
+        }
+        st.runs.fetch_add(1, Ordering::Relaxed);
+        if !wait {
+            st.inline_runs.fetch_add(1, Ordering::Relaxed);
         }
         let calls = Rc::new(RefCell::new(MemCalls {
             store: st.clone(),
@@ -152,16 +188,25 @@ impl Host for MemHost {
         let mut locked = st.locked.lock().unwrap();
         locked.retain(|k| !mine.contains(k));
         st.freed.notify_all();
-        Ok(receipt)
+        Some(receipt)
     }
 }
 
 fn engine(workers: usize, memory_limit: usize) -> (Engine<MemHost>, Arc<Store>) {
+    engine_with_budget(workers, memory_limit, lua_engine::INLINE_BUDGET_US)
+}
+
+fn engine_with_budget(
+    workers: usize,
+    memory_limit: usize,
+    inline_budget_us: u64,
+) -> (Engine<MemHost>, Arc<Store>) {
     let store = Arc::new(Store::default());
     let config = Config {
         workers,
         memory_limit,
         busy_threshold: Arc::new(std::sync::atomic::AtomicU64::new(50)),
+        inline_budget_us: Arc::new(std::sync::atomic::AtomicU64::new(inline_budget_us)),
     };
     let e = Engine::new(
         Arc::new(MemHost {
@@ -483,4 +528,172 @@ fn math_random_is_per_vm_and_restarts_every_run() {
     assert!(eval(&e, "return math.random(3, 2)", &[])
         .0
         .contains("interval is empty"));
+}
+
+/// Runs a request the way kvd's connections do: inline on this thread
+/// first, on a worker when the engine hands it back. Also says which.
+fn run_inline(e: &Engine<MemHost>, r: Request<()>) -> (String, Option<usize>, bool) {
+    let (resp, inline) = match e.try_inline(r) {
+        Ok(resp) => (resp, true),
+        Err(r) => (e.submit(r).recv().unwrap(), false),
+    };
+    (
+        String::from_utf8_lossy(&resp.reply).into_owned(),
+        resp.receipt,
+        inline,
+    )
+}
+
+fn eval_req(script: &str, keys: &[&str], args: &[&str]) -> Request<()> {
+    req(Job::Eval(Bytes::from(script.to_string())), keys, args)
+}
+
+#[test]
+fn short_scripts_run_inline_on_the_callers_thread() {
+    let (e, s) = engine(1, 0);
+    let script = "redis.call('set', KEYS[1], ARGV[1]) \
+                  return {redis.call('get', KEYS[1]), KEYS[2], ARGV[2], #KEYS, #ARGV}";
+    let (r, receipt, inline) = run_inline(&e, eval_req(script, &["k", "k2"], &["v", "a2"]));
+    assert!(inline);
+    assert_eq!(r, "*5\r\n$1\r\nv\r\n$2\r\nk2\r\n$2\r\na2\r\n:2\r\n:2\r\n");
+    assert_eq!(receipt, Some(1));
+    assert_eq!(get(&s, "k").as_deref(), Some("v"));
+    assert_eq!(s.inline_runs.load(Ordering::Relaxed), 1);
+    // EVALSHA of the same body, inline too.
+    let sha = lua_engine::scripts::sha1hex(script.as_bytes()).to_uppercase();
+    let (r2, _, inline) = run_inline(
+        &e,
+        req(Job::EvalSha(Bytes::from(sha)), &["k", "k2"], &["v", "a2"]),
+    );
+    assert!(inline);
+    assert_eq!(r2, r);
+    // A failing script is a final answer inline as on a worker: nothing applied.
+    let (r, receipt, inline) = run_inline(
+        &e,
+        eval_req("redis.call('set', KEYS[1], 'x') error('no')", &["k"], &[]),
+    );
+    assert!(inline);
+    assert!(r.starts_with("-ERR"), "{r}");
+    assert_eq!(receipt, None);
+    assert_eq!(get(&s, "k").as_deref(), Some("v"));
+    // Functions run inline, and see no KEYS global left by an EVAL.
+    let lib = "#!lua name=lib\nredis.register_function('f', function(keys, args) \
+               return {keys[1], args[1]} end)\n\
+               redis.register_function('g', function() return KEYS end)";
+    let (r, _, _) = run_inline(
+        &e,
+        req(
+            Job::FunctionLoad {
+                code: Bytes::from(lib),
+                replace: false,
+            },
+            &[],
+            &[],
+        ),
+    );
+    assert_eq!(r, "$3\r\nlib\r\n");
+    let (r, _, inline) = run_inline(&e, req(Job::Fcall(Bytes::from("f")), &["a"], &["b"]));
+    assert!(inline);
+    assert_eq!(r, "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    let (r, _, inline) = run_inline(&e, req(Job::Fcall(Bytes::from("g")), &["a"], &[]));
+    assert!(inline);
+    assert!(r.contains("nonexistent global variable 'KEYS'"), "{r}");
+    // Unknown scripts answer at once; other jobs are never inline.
+    let (r, _, inline) = run_inline(&e, req(Job::EvalSha(Bytes::from("0".repeat(40))), &[], &[]));
+    assert!(inline);
+    assert!(r.starts_with("-NOSCRIPT"), "{r}");
+    assert!(e
+        .try_inline(req(Job::ScriptLoad(Bytes::from("return 1")), &[], &[]))
+        .is_err());
+    // Only EVAL/EVALSHA/FCALL attempts count.
+    assert_eq!(e.inline_counts(), (6, 0));
+}
+
+#[test]
+fn a_script_past_the_budget_moves_to_a_worker_and_stays_there() {
+    let (e, s) = engine_with_budget(1, 0, 2000);
+    // The loop outlasts 2 ms even when caught by pcall; the INCR before it
+    // must be applied exactly once (by the worker's run).
+    let script = "redis.call('incr', KEYS[1]) \
+                  pcall(function() local x = 0 for i = 1, 2e7 do x = x + i end end) \
+                  return redis.call('get', KEYS[1])";
+    let (r, receipt, inline) = run_inline(&e, eval_req(script, &["n"], &[]));
+    assert!(!inline);
+    assert_eq!(r, "$1\r\n1\r\n");
+    assert_eq!(receipt, Some(1));
+    assert_eq!(get(&s, "n").as_deref(), Some("1"));
+    assert_eq!(
+        s.runs.load(Ordering::Relaxed),
+        2,
+        "the inline attempt and the worker's run"
+    );
+    assert_eq!(s.inline_runs.load(Ordering::Relaxed), 1);
+    // Known as slow on this thread: straight to the worker, no attempt.
+    let (r, _, inline) = run_inline(&e, eval_req(script, &["n"], &[]));
+    assert!(!inline);
+    assert_eq!(r, "$1\r\n2\r\n");
+    assert_eq!(s.runs.load(Ordering::Relaxed), 3);
+    assert_eq!(s.inline_runs.load(Ordering::Relaxed), 1);
+    assert_eq!(e.inline_counts(), (0, 2));
+    // SCRIPT FLUSH forgets it: the next EVAL tries inline again.
+    e.scripts().flush();
+    let (_, _, inline) = run_inline(&e, eval_req(script, &["n"], &[]));
+    assert!(!inline);
+    assert_eq!(s.inline_runs.load(Ordering::Relaxed), 2);
+    assert_eq!(get(&s, "n").as_deref(), Some("3"));
+    // Budget 0: inline runs are off.
+    let (e, s) = engine_with_budget(1, 0, 0);
+    let (r, _, inline) = run_inline(&e, eval_req("return 1", &[], &[]));
+    assert_eq!((r.as_str(), inline), (":1\r\n", false));
+    assert_eq!(s.inline_runs.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn locked_keys_send_a_script_to_a_worker_without_running_it() {
+    let (e, s) = engine(1, 0);
+    s.locked.lock().unwrap().push(Bytes::from_static(b"k"));
+    let r = e.try_inline(eval_req("return redis.call('incr', KEYS[1])", &["k"], &[]));
+    assert!(r.is_err(), "the key is locked: handed back");
+    assert_eq!(s.runs.load(Ordering::Relaxed), 0);
+    // Other keys still run inline.
+    let (r, _, inline) = run_inline(
+        &e,
+        eval_req("return redis.call('incr', KEYS[1])", &["j"], &[]),
+    );
+    assert_eq!((r.as_str(), inline), (":1\r\n", true));
+    s.locked.lock().unwrap().clear();
+    s.freed.notify_all();
+    // Not marked slow: once free, the same script runs inline.
+    let (r, _, inline) = run_inline(
+        &e,
+        eval_req("return redis.call('incr', KEYS[1])", &["k"], &[]),
+    );
+    assert_eq!((r.as_str(), inline), (":1\r\n", true));
+}
+
+#[test]
+fn an_undeclared_key_inline_leaves_no_trace_and_reruns_exclusively() {
+    let (e, s) = engine(1, 0);
+    let script = "redis.call('set', KEYS[1], 'a') redis.call('incr', 'other') return 1";
+    let r = e.try_inline(eval_req(script, &["k"], &[]));
+    let Err(r) = r else {
+        panic!("an undeclared key must hand the request back");
+    };
+    assert_eq!(get(&s, "k"), None, "the inline attempt's write was dropped");
+    assert_eq!(get(&s, "other"), None);
+    let resp = e.submit(r).recv().unwrap();
+    assert_eq!(&resp.reply[..], b":1\r\n");
+    assert_eq!(get(&s, "k").as_deref(), Some("a"));
+    assert_eq!(get(&s, "other").as_deref(), Some("1"));
+    assert_eq!(s.exclusive_runs.load(Ordering::Relaxed), 1);
+    // Next time straight to a worker.
+    let before = s.runs.load(Ordering::Relaxed);
+    let (_, _, inline) = run_inline(&e, eval_req(script, &["k"], &[]));
+    assert!(!inline);
+    assert_eq!(get(&s, "other").as_deref(), Some("2"));
+    assert_eq!(
+        s.runs.load(Ordering::Relaxed),
+        before + 2,
+        "keys run, then exclusive"
+    );
 }
