@@ -1022,3 +1022,68 @@ fn mixed_lockers_never_deadlock_and_count_exactly() {
         .sum();
     assert_eq!(got, total);
 }
+
+/// Short scripts run inline on the connection's thread; a script that runs
+/// past `lua-inline-budget` is discarded there and re-run on a Lua worker,
+/// its writes applied exactly once. Inline and worker runs of scripts on the
+/// same key, from several clients, still count exactly.
+#[test]
+fn inline_and_worker_runs_apply_exactly_once() {
+    let s = KvdServer::start(&["--lua-workers", "2"]);
+    let mut c = s.conn();
+    let inline0 = kvd_suite::info_u64(&mut c, "kvd_lua_inline_runs");
+    for i in 1..=5i64 {
+        let v: i64 = eval(&mut c, "return redis.call('INCR', KEYS[1])", &["n"], &[]).unwrap();
+        assert_eq!(v, i);
+    }
+    assert!(kvd_suite::info_u64(&mut c, "kvd_lua_inline_runs") >= inline0 + 5);
+    // 5 ms of CPU against the default 1 ms budget: never finishes inline.
+    const SLOW: &str = "redis.call('INCR', KEYS[1]) \
+                        local t = os.clock() while os.clock() - t < 0.005 do end \
+                        return redis.call('GET', KEYS[1])";
+    let fallbacks0 = kvd_suite::info_u64(&mut c, "kvd_lua_inline_fallbacks");
+    let v: String = eval(&mut c, SLOW, &["slow"], &[]).unwrap();
+    assert_eq!(v, "1", "the abandoned inline attempt left no INCR behind");
+    assert!(kvd_suite::info_u64(&mut c, "kvd_lua_inline_fallbacks") > fallbacks0);
+    let v: String = eval(&mut c, SLOW, &["slow"], &[]).unwrap();
+    assert_eq!(v, "2");
+
+    // Mixed: every client alternates a short and a slow script on one key.
+    let mut ts = Vec::new();
+    for _ in 0..4 {
+        let cl = s.client();
+        ts.push(thread::spawn(move || {
+            let mut c = cl.get_connection().unwrap();
+            for i in 0..60 {
+                let script = if i % 3 == 0 {
+                    SLOW
+                } else {
+                    "redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])"
+                };
+                let _: String = eval(&mut c, script, &["shared"], &[]).unwrap();
+            }
+        }));
+    }
+    for t in ts {
+        t.join().unwrap();
+    }
+    assert_eq!(get(&mut c, "shared").as_deref(), Some("240"));
+
+    // lua-inline-budget 0: every script goes to a worker.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("lua-inline-budget")
+        .arg("0")
+        .query(&mut c)
+        .unwrap();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("lua-inline-budget")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, ["lua-inline-budget", "0"]);
+    let inline1 = kvd_suite::info_u64(&mut c, "kvd_lua_inline_runs");
+    let v: i64 = eval(&mut c, "return redis.call('INCR', KEYS[1])", &["n"], &[]).unwrap();
+    assert_eq!(v, 6);
+    assert_eq!(kvd_suite::info_u64(&mut c, "kvd_lua_inline_runs"), inline1);
+}

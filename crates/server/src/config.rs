@@ -90,6 +90,7 @@ const PARAMS: &[Param] = &[
         mutable: true,
     },
     p("lua-workers", false),
+    p("lua-inline-budget", true),
     p("tiered", false),
     p("tiered-cold-index-bits", false),
     p("lua-memory-limit", false),
@@ -166,6 +167,9 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     /// Lua worker threads (0 = one per core; kvd only).
     pub lua_workers: usize,
+    /// Microseconds a script may run inline on its connection's thread
+    /// before it moves to a Lua worker (0 = never inline; kvd only).
+    pub lua_inline_budget: u64,
     /// Two-tier store (kvd only): `maxmemory` is the hot tier's budget, older records
     /// move to an on-disk cold tier with an on-disk index.
     pub tiered: bool,
@@ -220,6 +224,7 @@ impl Default for Config {
             logfile: String::new(),
             busy_reply_threshold: 5000,
             lua_workers: 0,
+            lua_inline_budget: lua_engine::INLINE_BUDGET_US,
             tiered: false,
             tiered_cold_index_bits: 24,
             lua_memory_limit: 64 << 20,
@@ -599,6 +604,7 @@ impl Config {
                 self.busy_reply_threshold = parse_int(one()?, 0, i64::MAX as u64)?
             }
             "lua-workers" => self.lua_workers = parse_int(one()?, 0, 256)? as usize,
+            "lua-inline-budget" => self.lua_inline_budget = parse_int(one()?, 0, 1_000_000)?,
             "tiered" => self.tiered = parse_bool(one()?)?,
             "tiered-cold-index-bits" => {
                 self.tiered_cold_index_bits = parse_int(one()?, 10, 28)? as u32
@@ -717,6 +723,7 @@ impl Config {
             "logfile" => self.logfile.clone(),
             "busy-reply-threshold" => self.busy_reply_threshold.to_string(),
             "lua-workers" => self.lua_workers.to_string(),
+            "lua-inline-budget" => self.lua_inline_budget.to_string(),
             "tiered" => fmt_bool(self.tiered),
             "tiered-cold-index-bits" => self.tiered_cold_index_bits.to_string(),
             "lua-memory-limit" => self.lua_memory_limit.to_string(),

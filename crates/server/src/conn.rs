@@ -392,8 +392,8 @@ impl Connection {
         }
     }
 
-    /// Hands the pending script request to a Lua worker and appends its
-    /// reply (no gate, stripe or pin is held while waiting).
+    /// Runs the pending script request, inline or on a Lua worker, and
+    /// appends its reply (no gate, stripe or pin of the batch is held).
     async fn run_script(&mut self) {
         let Some(req) = self.state.script.take() else {
             return;
@@ -402,18 +402,24 @@ impl Connection {
             self.out.error(b"ERR scripting is not available");
             return;
         };
-        let rx = engine.submit(req);
-        match rx.recv_async().await {
-            Ok(resp) => {
-                self.out.buf.extend_from_slice(&resp.reply);
-                if resp.is_error {
-                    self.out.errors += 1;
+        // A short script runs right here (no thread hand-off); a long one,
+        // or one whose keys are locked, goes to a Lua worker.
+        let resp = match engine.try_inline(req) {
+            Ok(resp) => resp,
+            Err(req) => match engine.submit(req).recv_async().await {
+                Ok(resp) => resp,
+                Err(_) => {
+                    self.out.error(b"ERR scripting engine stopped");
+                    return;
                 }
-                if let Some(p) = resp.receipt {
-                    self.pending.push(p);
-                }
-            }
-            Err(_) => self.out.error(b"ERR scripting engine stopped"),
+            },
+        };
+        self.out.buf.extend_from_slice(&resp.reply);
+        if resp.is_error {
+            self.out.errors += 1;
+        }
+        if let Some(p) = resp.receipt {
+            self.pending.push(p);
         }
     }
 

@@ -186,6 +186,8 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kvd-worker")
+        // Short scripts run inline on these threads: the Lua workers' stack.
+        .thread_stack_size(16 << 20)
         .build()
         .context("can't start the tokio runtime")?;
     // A write past RLIMIT_FSIZE (a full quota) must fail with EFBIG and

@@ -79,6 +79,8 @@ pub struct ScriptCalls {
     access: Access,
     /// Stripes the run holds (sorted), for the undeclared-key check.
     held: Vec<usize>,
+    /// Stripes a call needs (reused).
+    needed: Vec<usize>,
 }
 
 thread_local! {
@@ -103,6 +105,7 @@ impl ScriptCalls {
             decoder: FrameDecoder::new(Limits::default()),
             access: Access::Keys,
             held: Vec::new(),
+            needed: Vec::new(),
         }
     }
 }
@@ -166,9 +169,12 @@ impl Calls for ScriptCalls {
             if keyspace_wide(spec.id) {
                 return Err(CallAbort::Undeclared);
             }
-            let mut needed = Vec::new();
+            let mut needed = std::mem::take(&mut self.needed);
+            needed.clear();
             cmd::push_lock_keys(&self.shared, spec, args, self.state.db, &mut needed);
-            if needed.iter().any(|s| self.held.binary_search(s).is_err()) {
+            let undeclared = needed.iter().any(|s| self.held.binary_search(s).is_err());
+            self.needed = needed;
+            if undeclared {
                 return Err(CallAbort::Undeclared);
             }
         }
@@ -193,14 +199,16 @@ impl Calls for ScriptCalls {
             };
             cmd::run(&mut ctx, spec, args);
         }
-        let mut buf = BytesMut::from(&self.out.buf[..]);
+        // Decoded in place: the frame's strings share the buffer, which is
+        // reused once they are dropped.
+        let frame = match self.decoder.decode(&mut self.out.buf) {
+            Ok(Some(f)) => f,
+            _ => error(b"ERR internal error: unreadable command reply"),
+        };
         if self.out.buf.capacity() > 1 << 20 {
             self.out.buf = BytesMut::new(); // don't keep a big reply's buffer
         }
-        Ok(match self.decoder.decode(&mut buf) {
-            Ok(Some(f)) => f,
-            _ => error(b"ERR internal error: unreadable command reply"),
-        })
+        Ok(frame)
     }
 }
 
@@ -216,8 +224,34 @@ impl Host for ScriptHost {
         access: Access,
         body: &mut lua_engine::RunBody<'_, ScriptCalls>,
     ) -> Result<Option<Receipt>, String> {
+        self.isolated(caller, keys, access, true, body)
+            .unwrap_or_else(|| Err("ERR the server could not run the script".into()))
+    }
+
+    fn try_run(
+        &self,
+        caller: &Caller,
+        keys: &[Bytes],
+        body: &mut lua_engine::RunBody<'_, ScriptCalls>,
+    ) -> Option<Result<Option<Receipt>, String>> {
+        self.isolated(caller, keys, Access::Keys, false, body)
+    }
+}
+
+impl ScriptHost {
+    /// One run under `access`. `wait`: on a Lua worker, wait for the gate
+    /// and the stripes; otherwise (inline, on a runtime thread) take them
+    /// only if they are free at once, else None without running `body`.
+    fn isolated(
+        &self,
+        caller: &Caller,
+        keys: &[Bytes],
+        access: Access,
+        wait: bool,
+        body: &mut lua_engine::RunBody<'_, ScriptCalls>,
+    ) -> Option<Result<Option<Receipt>, String>> {
         let Some(shared) = Shared::upgrade(&self.shared) else {
-            return Err("ERR the server is shutting down".into());
+            return Some(Err("ERR the server is shutting down".into()));
         };
         let calls = CALLS.with(|c| {
             c.borrow_mut()
@@ -227,20 +261,22 @@ impl Host for ScriptHost {
         let ks = &shared.keyspace;
         let started = crate::util::now_ms().max(1);
         // Lock order: gate -> stripes -> pin (decision 005).
-        let (_gread, _gwrite) = match access {
-            Access::Keys => (
+        let (_gread, _gwrite) = match (access, wait) {
+            (Access::Keys, true) => (
                 Some(ks.gate.read().unwrap_or_else(|e| e.into_inner())),
                 None,
             ),
-            Access::Exclusive => (
+            (Access::Keys, false) => match ks.gate.try_read() {
+                Ok(g) => (Some(g), None),
+                Err(std::sync::TryLockError::Poisoned(e)) => (Some(e.into_inner()), None),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            },
+            (Access::Exclusive, true) => (
                 None,
                 Some(ks.gate.write().unwrap_or_else(|e| e.into_inner())),
             ),
+            (Access::Exclusive, false) => return None,
         };
-        // Stripes one at a time, in order, each marked with the run's start
-        // as soon as it is held: a connection waiting for one can tell a
-        // script holds it (and answer -BUSY past the threshold) even while
-        // the script still waits for its next stripe.
         let mut held = ScriptStripes {
             locks: &ks.locks,
             stripes: Vec::new(),
@@ -253,10 +289,20 @@ impl Host for ScriptHost {
                 .collect();
             stripes.sort_unstable();
             stripes.dedup();
-            for s in stripes {
-                held.stripes
-                    .extend(ks.locks.lock(vec![s], true).into_stripes());
-                ks.locks.mark_script(&[s], started);
+            if wait {
+                // One at a time, in order, each marked with the run's start
+                // as soon as it is held: a connection waiting for one can
+                // tell a script holds it (and answer -BUSY past the
+                // threshold) even while the script still waits for its next.
+                for s in stripes {
+                    held.stripes
+                        .extend(ks.locks.lock(vec![s], true).into_stripes());
+                    ks.locks.mark_script(&[s], started);
+                }
+            } else {
+                // Inline: all at once or not at all. An inline run is bounded
+                // by its budget, so it is never busy and not marked.
+                held.stripes = ks.locks.try_lock_all(stripes, true)?.into_stripes();
             }
         }
         let aof = ks.aof.get();
@@ -281,7 +327,7 @@ impl Host for ScriptHost {
         c.fx.batch = aof::Batch::default();
         c.held.clear();
         if verdict != Verdict::Commit {
-            return Ok(None);
+            return Some(Ok(None));
         }
         if let Some(ov) = overlay.filter(|o| !o.is_empty()) {
             let c = &mut *c;
@@ -292,9 +338,9 @@ impl Host for ScriptHost {
                 // logged, so a restart comes back to the state before the
                 // script; the client is told.
                 tracing::error!("applying a script's writes failed: {e}");
-                return Err(format!(
+                return Some(Err(format!(
                     "ERR the script's writes could not all be applied ({e}); some may be visible until a restart"
-                ));
+                )));
             }
         }
         let mut receipt = None;
@@ -305,7 +351,7 @@ impl Host for ScriptHost {
                 receipt = Some(aof.submit(batch));
             }
         }
-        Ok(receipt)
+        Some(Ok(receipt))
     }
 }
 
@@ -339,6 +385,7 @@ pub fn start(shared: &Shared, functions: lua_engine::Functions) -> std::io::Resu
         },
         memory_limit,
         busy_threshold: shared.hot.busy_threshold_ms.clone(),
+        inline_budget_us: shared.hot.lua_inline_budget_us.clone(),
     };
     lua_engine::Engine::new(Arc::new(ScriptHost::new(shared)), config, functions)
 }

@@ -174,6 +174,8 @@ pub struct HotConfig {
     pub query_buffer_limit: AtomicU64,
     /// `busy-reply-threshold` in ms (shared with the Lua engine).
     pub busy_threshold_ms: Arc<AtomicU64>,
+    /// `lua-inline-budget` in µs (shared with the Lua engine).
+    pub lua_inline_budget_us: Arc<AtomicU64>,
 }
 
 /// State shared by all connections.
@@ -281,6 +283,9 @@ impl Shared {
         self.hot
             .busy_threshold_ms
             .store(c.busy_reply_threshold, Ordering::Relaxed);
+        self.hot
+            .lua_inline_budget_us
+            .store(c.lua_inline_budget, Ordering::Relaxed);
     }
 
     /// A snapshot read of the configuration.

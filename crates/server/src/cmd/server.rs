@@ -378,6 +378,11 @@ fn section(ctx: &mut Ctx<'_, '_>, name: &str, s: &mut String) -> CmdResult {
             f!("pubsub_channels:0");
             f!("pubsub_patterns:0");
             f!("total_error_replies:{}", st.sum(|s| &s.total_error_replies));
+            if let Some(e) = shared.scripting.get() {
+                let (inline, fallbacks) = e.inline_counts();
+                f!("kvd_lua_inline_runs:{inline}");
+                f!("kvd_lua_inline_fallbacks:{fallbacks}");
+            }
         }
         "replication" => {
             f!("# Replication");
