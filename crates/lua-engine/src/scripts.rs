@@ -42,14 +42,18 @@ impl ScriptCache {
 
     /// The body of a SHA1 (any case).
     pub fn get(&self, sha: &[u8]) -> Option<Bytes> {
-        if sha.len() != 40 {
+        let mut key = [0u8; 40];
+        if sha.len() != key.len() {
             return None;
         }
-        let key = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        for (k, c) in key.iter_mut().zip(sha) {
+            *k = c.to_ascii_lowercase();
+        }
+        let key = std::str::from_utf8(&key).ok()?;
         self.map
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .get(key)
             .cloned()
     }
 

@@ -272,14 +272,7 @@ fn call_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
     }
     // One buffer for all arguments (one allocation), split into `Bytes`.
     let mut ends = Vec::with_capacity(args.len());
-    let len = args
-        .iter()
-        .map(|a| match a {
-            Value::String(s) => s.as_bytes().len(),
-            _ => 24,
-        })
-        .sum();
-    let mut buf = bytes::BytesMut::with_capacity(len);
+    let mut buf = bytes::BytesMut::with_capacity(64 * args.len());
     let mut num = String::new();
     for a in &args {
         match a {

@@ -281,9 +281,17 @@ impl<H: Host> Worker<H> {
             },
             Job::EvalSha(sha) => {
                 self.check_scripts_gen();
-                let lower = String::from_utf8_lossy(sha).to_ascii_lowercase();
-                if let Some((f, flags)) = self.compiled.get(&lower) {
-                    return Some(Ok((f.clone(), *flags, lower, false)));
+                let mut lower = [0u8; 40];
+                if sha.len() == lower.len() {
+                    for (l, c) in lower.iter_mut().zip(sha.iter()) {
+                        *l = c.to_ascii_lowercase();
+                    }
+                    let hit = std::str::from_utf8(&lower)
+                        .ok()
+                        .and_then(|l| Some((l, self.compiled.get(l)?)));
+                    if let Some((l, (f, flags))) = hit {
+                        return Some(Ok((f.clone(), *flags, l.to_string(), false)));
+                    }
                 }
                 match self.shared.scripts.get(sha) {
                     None => Err(error_response(

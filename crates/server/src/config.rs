@@ -60,6 +60,15 @@ const fn p(name: &'static str, mutable: bool) -> Param {
     }
 }
 
+/// Default `io-threads`: one less than the cores, at least one. The cores
+/// left over serve the kernel's network stack (which runs in the context of
+/// the sending and receiving threads), the AOF writer, log flushes, Lua
+/// workers and any client on the same machine; on a 2-core box a second
+/// connection thread measured slower than one (decision 009).
+pub fn default_io_threads() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)) as u64
+}
+
 /// Every parameter kvd knows, in `CONFIG GET *` order.
 const PARAMS: &[Param] = &[
     p("bind", false),
@@ -189,7 +198,8 @@ pub struct Config {
     pub daemonize: bool,
     /// Background task frequency.
     pub hz: u64,
-    /// Accepted for compatibility; tokio decides.
+    /// Runtime worker threads serving connections (startup only; default
+    /// one less than the cores, at least one: see [`default_io_threads`]).
     pub io_threads: u64,
     /// Accepted for compatibility.
     pub supervised: String,
@@ -250,7 +260,7 @@ impl Default for Config {
             protected_mode: true,
             daemonize: false,
             hz: 10,
-            io_threads: 1,
+            io_threads: default_io_threads(),
             supervised: "no".into(),
             pidfile: String::new(),
         }

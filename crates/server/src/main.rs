@@ -184,6 +184,7 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
         None => tracing::info!("no checkpoint in {}: starting empty", cfg.dir.display()),
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.io_threads.max(1) as usize)
         .enable_all()
         .thread_name("kvd-worker")
         // Short scripts run inline on these threads: the Lua workers' stack.

@@ -259,7 +259,12 @@ impl ScriptHost {
                 .clone()
         });
         let ks = &shared.keyspace;
-        let started = crate::util::now_ms().max(1);
+        // Marks the stripes of a worker's run (an inline run is not marked).
+        let started = if wait {
+            crate::util::now_ms().max(1)
+        } else {
+            0
+        };
         // Lock order: gate -> stripes -> pin (decision 005).
         let (_gread, _gwrite) = match (access, wait) {
             (Access::Keys, true) => (
