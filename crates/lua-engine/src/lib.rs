@@ -19,6 +19,11 @@
 //!   leaves no trace. A call that touches an undeclared key makes the host
 //!   report [`CallAbort::Undeclared`]; the run is discarded and re-run with
 //!   [`Access::Exclusive`].
+//! - Short scripts skip the hand-off: [`Engine::try_inline`] runs an EVAL,
+//!   EVALSHA or FCALL on the calling thread (a thread-local VM) when the
+//!   host can isolate it without waiting ([`Host::try_run`]) and it ends
+//!   within [`Config::inline_budget_us`]; otherwise the request comes back
+//!   untouched (an abandoned attempt applied nothing) for [`Engine::submit`].
 //! - Conversions between RESP and Lua follow Redis exactly ([`convert`]).
 //! - Limits: a hook every [`HOOK_EVERY`] instructions stops a killed
 //!   script (`SCRIPT KILL` / `FUNCTION KILL`, always allowed: nothing was

@@ -48,7 +48,7 @@ pub struct ConnState {
     /// Close after sending the pending replies.
     pub close: bool,
     /// A script request left by EVAL/FCALL/…: the batch ends and the
-    /// connection hands it to a Lua worker.
+    /// connection runs it inline or hands it to a Lua worker.
     pub script: Option<crate::cmd::scripting::ScriptRequest>,
 }
 

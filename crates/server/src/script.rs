@@ -1,7 +1,8 @@
 //! kvd's side of scripting: the [`lua_engine::Host`] that isolates a
 //! script run and executes its `redis.call`s against the keyspace.
 //!
-//! A run (on a Lua worker thread, never a tokio worker) follows the lock
+//! A run (on a Lua worker thread, or inline on the connection's thread
+//! when its locks are free at once: decision 009) follows the lock
 //! order of decision 005: the write gate — shared for a run over its
 //! declared keys, exclusive for the re-run of a script that touched an
 //! undeclared key — then the declared keys' stripes, exclusively, then an

@@ -3,9 +3,9 @@
 //!
 //! Commands that run Lua (EVAL*, FCALL*, SCRIPT LOAD, FUNCTION LOAD and
 //! RESTORE) only validate their arguments here and leave a request in
-//! [`ConnState::script`]; the connection ends its batch, hands the request
-//! to a Lua worker and awaits the reply without holding any lock
-//! (`crate::conn`). The rest answer at once from the engine's shared
+//! [`ConnState::script`]; the connection ends its batch, runs the request
+//! inline or hands it to a Lua worker, and awaits the reply without holding
+//! any lock of its batch (`crate::conn`, decision 009). The rest answer at once from the engine's shared
 //! state.
 
 use bytes::Bytes;
