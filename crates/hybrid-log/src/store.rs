@@ -72,6 +72,11 @@ pub struct StoreConfig {
     pub cold_compaction_min_bytes: u64,
     /// Two-tier: how often the migration thread checks the hot log (default 5 ms).
     pub tier_interval: std::time::Duration,
+    /// The index doubles on a background thread once it has this many buckets (default
+    /// 2^16); a smaller one doubles on the writing thread. Doubling walks every in-memory
+    /// record chain (FASTER's split), tens of milliseconds per million keys, which must not
+    /// stall the thread that happened to cross the load limit.
+    pub index_grow_background_from: usize,
     /// Test hook: name of a checkpoint step (`CHECKPOINT_CRASH_POINTS`) at which the process
     /// aborts.
     #[doc(hidden)]
@@ -86,6 +91,7 @@ impl StoreConfig {
             memory_budget: 256 << 20,
             page_bits: 22,
             index_buckets: 1 << 16,
+            index_grow_background_from: 1 << 16,
             mutable_fraction: 0.9,
             segment_bits: 30,
             compaction_enabled: false,
@@ -141,9 +147,9 @@ pub struct StoreStats {
 
 pub(crate) struct Inner {
     pub log: Arc<Log>,
-    pub index: Index,
-    /// Held by the thread that grows the index (others skip growing meanwhile).
-    growing: std::sync::Mutex<()>,
+    pub index: Arc<Index>,
+    /// Set while a thread grows the index (others skip growing meanwhile).
+    growing: Arc<std::sync::atomic::AtomicBool>,
     flusher: Option<JoinHandle<()>>,
     pub dir: PathBuf,
     pub cfg: StoreConfig,
@@ -208,43 +214,61 @@ impl Inner {
     pub fn appended(&self, guard: &Guard) {
         let n = self.log.records_appended.fetch_add(1, Relaxed) + 1;
         let due = n.is_multiple_of(256) && (self.index.buckets() as u64) * 4 < n;
-        if due && self.index.should_grow() {
-            if let Ok(_grower) = self.growing.try_lock() {
-                if self.index.should_grow() {
-                    self.grow(guard);
-                }
+        if !due || !self.index.should_grow() || self.growing.swap(true, SeqCst) {
+            return;
+        }
+        if self.index.buckets() >= self.cfg.index_grow_background_from {
+            let (index, log, growing) =
+                (self.index.clone(), self.log.clone(), self.growing.clone());
+            let spawned = std::thread::Builder::new()
+                .name("kvd-index-grow".into())
+                .spawn(move || {
+                    let handle = log.collector.register();
+                    let guard = handle.pin();
+                    if index.should_grow() && !log.shutdown.load(SeqCst) {
+                        grow(&index, &log, &guard);
+                    }
+                    growing.store(false, SeqCst);
+                });
+            if spawned.is_ok() {
+                return;
             }
         }
+        // A small index (or no thread to be had): grow here.
+        if self.index.should_grow() {
+            grow(&self.index, &self.log, guard);
+        }
+        self.growing.store(false, SeqCst);
     }
+}
 
-    /// Doubles the index, splitting each chain between the two halves by walking its
-    /// in-memory records (FASTER's split); a chain part on disk stays shared.
-    fn grow(&self, guard: &Guard) {
-        let log = &*self.log;
-        self.index.grow_with(guard, |addr, split_bit| {
-            let (mut low, mut high) = (None, None);
-            let mut a = addr;
-            while a != INVALID_ADDRESS && (low.is_none() || high.is_none()) {
-                let Some(r) = log.record(a, guard) else {
-                    // On disk: unknown from here on, keep the rest shared.
-                    return (low.unwrap_or(a), high.unwrap_or(a));
-                };
-                let h = r.header();
-                if h & INVALID == 0 {
-                    if Store::hash(r.key()) & split_bit == 0 {
-                        low.get_or_insert(a);
-                    } else {
-                        high.get_or_insert(a);
-                    }
+/// Doubles the index, splitting each chain between the two halves by walking its in-memory
+/// records (FASTER's split); a chain part on disk stays shared. Writers and readers go on
+/// meanwhile (an operation on a bucket group being migrated waits for that group only).
+fn grow(index: &Index, log: &Log, guard: &Guard) {
+    index.grow_with(guard, |addr, split_bit| {
+        let (mut low, mut high) = (None, None);
+        let mut a = addr;
+        while a != INVALID_ADDRESS && (low.is_none() || high.is_none()) {
+            let Some(r) = log.record(a, guard) else {
+                // On disk: unknown from here on, keep the rest shared.
+                return (low.unwrap_or(a), high.unwrap_or(a));
+            };
+            let h = r.header();
+            if h & INVALID == 0 {
+                if Store::hash(r.key()) & split_bit == 0 {
+                    low.get_or_insert(a);
+                } else {
+                    high.get_or_insert(a);
                 }
-                a = prev_of(h);
             }
-            (
-                low.unwrap_or(INVALID_ADDRESS),
-                high.unwrap_or(INVALID_ADDRESS),
-            )
-        });
-    }
+            a = prev_of(h);
+        }
+        (
+            low.unwrap_or(INVALID_ADDRESS),
+            high.unwrap_or(INVALID_ADDRESS),
+        )
+    });
 }
 
 /// Takes the exclusive lock of a store directory (`<dir>/LOCK`), waiting up to 30 s for a
@@ -404,7 +428,7 @@ impl Store {
             .as_ref()
             .map_or(0, |m| m.index_buckets as usize)
             .max(cfg.index_buckets);
-        let index = Index::new(buckets, log.collector.clone());
+        let index = Arc::new(Index::new(buckets, log.collector.clone()));
         let mut durable = Durable {
             crash_at: cfg.crash_at.clone(),
             ..Durable::default()
@@ -489,7 +513,7 @@ impl Store {
             inner: Arc::new(Inner {
                 log,
                 index,
-                growing: std::sync::Mutex::new(()),
+                growing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
                 flusher: Some(flusher),
                 dir: cfg.dir.clone(),
                 cfg: cfg.clone(),
