@@ -79,7 +79,9 @@
 //!   any address not yet flushed.
 //! * Index growth: every 256 appends, if the index asks for it, one thread doubles it with
 //!   FASTER's chain split (`HashIndex::grow_with`), walking in-memory records to find each
-//!   half's newest record; a chain that reaches disk stays shared by both halves.
+//!   half's newest record; a chain that reaches disk stays shared by both halves. From
+//!   `StoreConfig::index_grow_background_from` buckets on, that thread is a background
+//!   thread, not the writer that crossed the load limit.
 //!
 //! # Sessions and pinning
 //! [`Session`] is `Send` (keep one per tokio task or thread) but not `Sync`. Each operation on
