@@ -20,6 +20,18 @@ pub fn sha1hex(data: &[u8]) -> String {
     s
 }
 
+/// `sha` lowercased into `buf` (no allocation): the key of a script id given
+/// in any case; None unless it is 40 ASCII characters.
+pub(crate) fn lower_sha<'b>(sha: &[u8], buf: &'b mut [u8; 40]) -> Option<&'b str> {
+    if sha.len() != buf.len() {
+        return None;
+    }
+    for (b, c) in buf.iter_mut().zip(sha) {
+        *b = c.to_ascii_lowercase();
+    }
+    std::str::from_utf8(buf).ok()
+}
+
 /// Script bodies by lowercase SHA1. Every worker compiles from here on
 /// first use, so a script loaded through one worker runs on any.
 #[derive(Debug, Default)]
@@ -42,14 +54,8 @@ impl ScriptCache {
 
     /// The body of a SHA1 (any case).
     pub fn get(&self, sha: &[u8]) -> Option<Bytes> {
-        let mut key = [0u8; 40];
-        if sha.len() != key.len() {
-            return None;
-        }
-        for (k, c) in key.iter_mut().zip(sha) {
-            *k = c.to_ascii_lowercase();
-        }
-        let key = std::str::from_utf8(&key).ok()?;
+        let mut buf = [0u8; 40];
+        let key = lower_sha(sha, &mut buf)?;
         self.map
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -270,29 +270,20 @@ fn call_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
     if args.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call");
     }
-    // One buffer for all arguments (one allocation), split into `Bytes`.
-    let mut ends = Vec::with_capacity(args.len());
+    // One buffer for all arguments (one allocation while they fit), each
+    // split off as a `Bytes` sharing it.
     let mut buf = bytes::BytesMut::with_capacity(64 * args.len());
-    let mut num = String::new();
+    let mut out = Vec::with_capacity(args.len());
     for a in &args {
         match a {
             Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
             Value::Integer(i) => {
-                num.clear();
-                let _ = write!(num, "{i}");
-                buf.extend_from_slice(num.as_bytes());
+                let _ = write!(buf, "{i}");
             }
             Value::Number(n) => buf.extend_from_slice(fmt_number(*n).as_bytes()),
             _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
         }
-        ends.push(buf.len());
-    }
-    let mut all = buf.freeze();
-    let mut out = Vec::with_capacity(ends.len());
-    let mut start = 0;
-    for end in ends {
-        out.push(all.split_to(end - start));
-        start = end;
+        out.push(buf.split().freeze());
     }
     Ok(out)
 }

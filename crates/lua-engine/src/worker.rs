@@ -116,17 +116,10 @@ pub(crate) fn inline<H: Host>(
             return Err(req);
         };
         let deadline = Instant::now() + budget;
-        let mut req = Some(req);
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            w.handle_inline(&mut req, deadline)
+            w.handle_inline(req, deadline)
         })) {
-            Ok(Some(resp)) => Ok(resp),
-            Ok(None) => match req {
-                Some(req) => Err(req),
-                None => Ok(error_response(
-                    b"ERR internal error while running the script",
-                )),
-            },
+            Ok(r) => r,
             Err(_) => {
                 tracing::error!("inline Lua run panicked");
                 RUN.with(|r| r.borrow_mut().take());
@@ -272,25 +265,19 @@ impl<H: Host> Worker<H> {
     }
 
     /// Finds (compiling or loading as needed) what an EVAL, EVALSHA or
-    /// FCALL runs; None for other jobs.
-    fn target(&mut self, job: &Job) -> Option<Target<H::Receipt>> {
-        Some(match job {
+    /// FCALL runs (callers pass no other job).
+    fn target(&mut self, job: &Job) -> Target<H::Receipt> {
+        match job {
             Job::Eval(body) => match self.compile(body) {
                 Ok((f, flags, sha)) => Ok((f, flags, sha, false)),
                 Err(e) => Err(error_response(e.as_bytes())),
             },
             Job::EvalSha(sha) => {
                 self.check_scripts_gen();
-                let mut lower = [0u8; 40];
-                if sha.len() == lower.len() {
-                    for (l, c) in lower.iter_mut().zip(sha.iter()) {
-                        *l = c.to_ascii_lowercase();
-                    }
-                    let hit = std::str::from_utf8(&lower)
-                        .ok()
-                        .and_then(|l| Some((l, self.compiled.get(l)?)));
-                    if let Some((l, (f, flags))) = hit {
-                        return Some(Ok((f.clone(), *flags, l.to_string(), false)));
+                let mut buf = [0u8; 40];
+                if let Some(lower) = crate::scripts::lower_sha(sha, &mut buf) {
+                    if let Some((f, flags)) = self.compiled.get(lower) {
+                        return Ok((f.clone(), *flags, lower.to_string(), false));
                     }
                 }
                 match self.shared.scripts.get(sha) {
@@ -311,61 +298,49 @@ impl<H: Host> Worker<H> {
                     Some((f, flags)) => Ok((f, Some(flags), name, true)),
                 }
             }
-            _ => return None,
-        })
+            _ => Err(error_response(b"ERR the server could not run the script")),
+        }
     }
 
-    /// An inline attempt: the response, or None to hand the request (left
-    /// in `req`) to a worker thread.
+    /// An inline attempt: the response, or the untouched request for a
+    /// worker thread.
     fn handle_inline(
         &mut self,
-        req: &mut Option<Request<H::Caller>>,
+        req: Request<H::Caller>,
         deadline: Instant,
-    ) -> Option<Response<H::Receipt>> {
-        let r = req.as_ref()?;
-        let (f, flags, name, is_function) = match self.target(&r.job)? {
+    ) -> Result<Response<H::Receipt>, Request<H::Caller>> {
+        let (f, flags, name, is_function) = match self.target(&req.job) {
             Ok(t) => t,
-            Err(resp) => {
-                req.take();
-                return Some(resp);
-            }
+            Err(resp) => return Ok(resp),
         };
         if let Some(skips) = self.slow.get_mut(&name) {
             if *skips > 0 {
                 *skips -= 1;
-                return None;
+                return Err(req);
             }
             self.slow.remove(&name);
         }
-        match self.execute(r, f, flags, &name, is_function, Mode::Inline(deadline)) {
-            Ok(resp) => {
-                req.take();
-                Some(resp)
-            }
-            Err(Fallback::Locked) => None,
+        match self.execute(&req, f, flags, &name, is_function, Mode::Inline(deadline)) {
+            Ok(resp) => Ok(resp),
+            Err(Fallback::Locked) => Err(req),
             Err(Fallback::Slow) => {
                 if self.slow.len() >= 1024 {
                     self.slow.clear();
                 }
                 self.slow.insert(name, SLOW_SKIPS);
-                None
+                Err(req)
             }
         }
     }
 
     fn handle(&mut self, req: Request<H::Caller>) -> Response<H::Receipt> {
-        if let Some(target) = self.target(&req.job) {
-            return match target {
+        match req.job.clone() {
+            Job::Eval(_) | Job::EvalSha(_) | Job::Fcall(_) => match self.target(&req.job) {
                 Ok((f, flags, name, is_function)) => self
                     .execute(&req, f, flags, &name, is_function, Mode::Pool)
                     .unwrap_or_else(|_| error_response(b"ERR the server could not run the script")),
                 Err(resp) => resp,
-            };
-        }
-        match req.job.clone() {
-            Job::Eval(_) | Job::EvalSha(_) | Job::Fcall(_) => {
-                error_response(b"ERR the server could not run the script")
-            }
+            },
             Job::ScriptLoad(body) => match self.compile(&body) {
                 Ok((_, _, sha)) => bulk_response(sha.as_bytes()),
                 Err(e) => error_response(e.as_bytes()),

@@ -82,13 +82,9 @@ type Gate = crossbeam_utils::sync::ShardedLock<()>;
 /// exclusively waits for the epoch); the runtime moves this worker's other
 /// tasks away while a checkpoint's cut or a FLUSH*/SWAPDB runs.
 fn read_gate(gate: &Gate) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, ()> {
-    match gate.try_read() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => {
-            tokio::task::block_in_place(|| gate.read().unwrap_or_else(|e| e.into_inner()))
-        }
-    }
+    crate::keyspace::try_read_gate(gate).unwrap_or_else(|| {
+        tokio::task::block_in_place(|| gate.read().unwrap_or_else(|e| e.into_inner()))
+    })
 }
 
 /// Takes the write gate shared like [`read_gate`], but gives up (None)
@@ -99,11 +95,7 @@ fn read_gate_or_busy(
     shared: &Shared,
 ) -> Option<crossbeam_utils::sync::ShardedLockReadGuard<'_, ()>> {
     let gate = &shared.keyspace.gate;
-    let try_read = || match gate.try_read() {
-        Ok(g) => Some(g),
-        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-        Err(std::sync::TryLockError::WouldBlock) => None,
-    };
+    let try_read = || crate::keyspace::try_read_gate(gate);
     if let Some(g) = try_read() {
         return Some(g);
     }

@@ -162,6 +162,19 @@ impl Overlay {
     }
 }
 
+/// Takes the write gate ([`Keyspace::gate`]) shared if that is possible
+/// without waiting (a poisoned gate is taken as is); None while it is held
+/// exclusively.
+pub fn try_read_gate(
+    gate: &crossbeam_utils::sync::ShardedLock<()>,
+) -> Option<crossbeam_utils::sync::ShardedLockReadGuard<'_, ()>> {
+    match gate.try_read() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Applies a committed script's buffer to the store (the caller holds the
 /// gate and the script's key locks, and `sess` has no overlay).
 pub fn apply_overlay(

@@ -260,7 +260,8 @@ impl ScriptHost {
                 .clone()
         });
         let ks = &shared.keyspace;
-        // Marks the stripes of a worker's run (an inline run is not marked).
+        // The run's start, marked on a worker run's stripes (taken before
+        // the gate; an inline run is not marked and reads no clock).
         let started = if wait {
             crate::util::now_ms().max(1)
         } else {
@@ -272,11 +273,7 @@ impl ScriptHost {
                 Some(ks.gate.read().unwrap_or_else(|e| e.into_inner())),
                 None,
             ),
-            (Access::Keys, false) => match ks.gate.try_read() {
-                Ok(g) => (Some(g), None),
-                Err(std::sync::TryLockError::Poisoned(e)) => (Some(e.into_inner()), None),
-                Err(std::sync::TryLockError::WouldBlock) => return None,
-            },
+            (Access::Keys, false) => (Some(crate::keyspace::try_read_gate(&ks.gate)?), None),
             (Access::Exclusive, true) => (
                 None,
                 Some(ks.gate.write().unwrap_or_else(|e| e.into_inner())),
