@@ -1098,3 +1098,19 @@ fn inline_and_worker_runs_apply_exactly_once() {
     assert_eq!(v, 6);
     assert_eq!(kvd_suite::info_u64(&mut c, "kvd_lua_inline_runs"), inline1);
 }
+
+/// As in Redis 7, time stands still while a script runs: a key it sets to
+/// expire in 1 ms is still there at its end, however long the script ran,
+/// and gone afterwards.
+#[test]
+fn time_stands_still_inside_a_script() {
+    let s = KvdServer::start(&[]);
+    let mut c = s.conn();
+    let script = "redis.call('SET', KEYS[1], 'v', 'PX', 1) \
+                  local t = os.clock() while os.clock() - t < 0.02 do end \
+                  return {redis.call('EXISTS', KEYS[1]), redis.call('GET', KEYS[1])}";
+    let (n, v): (i64, String) = eval(&mut c, script, &["fleeting"], &[]).unwrap();
+    assert_eq!((n, v.as_str()), (1, "v"));
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(get(&mut c, "fleeting"), None);
+}

@@ -47,12 +47,12 @@ pub fn frame_to_lua(lua: &Lua, f: &Frame) -> mlua::Result<Value> {
         Frame::Null => Value::Nil,
         Frame::NullArray => Value::Boolean(false),
         Frame::Simple(s) => {
-            let t = lua.create_table()?;
+            let t = lua.create_table_with_capacity(0, 1)?;
             t.raw_set("ok", lua.create_string(s)?)?;
             Value::Table(t)
         }
         Frame::Error(e) => {
-            let t = lua.create_table()?;
+            let t = lua.create_table_with_capacity(0, 1)?;
             t.raw_set("err", lua.create_string(e)?)?;
             Value::Table(t)
         }
@@ -68,7 +68,7 @@ pub fn frame_to_lua(lua: &Lua, f: &Frame) -> mlua::Result<Value> {
             for (k, v) in pairs {
                 m.raw_set(frame_to_lua(lua, k)?, frame_to_lua(lua, v)?)?;
             }
-            let t = lua.create_table()?;
+            let t = lua.create_table_with_capacity(0, 1)?;
             t.raw_set("map", m)?;
             Value::Table(t)
         }
@@ -77,18 +77,18 @@ pub fn frame_to_lua(lua: &Lua, f: &Frame) -> mlua::Result<Value> {
             for k in items {
                 s.raw_set(frame_to_lua(lua, k)?, true)?;
             }
-            let t = lua.create_table()?;
+            let t = lua.create_table_with_capacity(0, 1)?;
             t.raw_set("set", s)?;
             Value::Table(t)
         }
         Frame::Double(d) => {
-            let t = lua.create_table()?;
+            let t = lua.create_table_with_capacity(0, 1)?;
             t.raw_set("double", *d)?;
             Value::Table(t)
         }
         Frame::Boolean(b) => Value::Boolean(*b),
         Frame::BigNumber(s) => {
-            let t = lua.create_table()?;
+            let t = lua.create_table_with_capacity(0, 1)?;
             t.raw_set("big_number", lua.create_string(s)?)?;
             Value::Table(t)
         }
@@ -96,7 +96,7 @@ pub fn frame_to_lua(lua: &Lua, f: &Frame) -> mlua::Result<Value> {
             let v = lua.create_table()?;
             v.raw_set("format", lua.create_string(format)?)?;
             v.raw_set("string", lua.create_string(text)?)?;
-            let t = lua.create_table()?;
+            let t = lua.create_table_with_capacity(0, 1)?;
             t.raw_set("verbatim_string", v)?;
             Value::Table(t)
         }
@@ -125,6 +125,105 @@ fn frame_to_lua_resp2(lua: &Lua, f: &Frame) -> mlua::Result<Value> {
         }
         other => frame_to_lua(lua, other),
     }
+}
+
+/// Converts one complete RESP reply, as a host encoded it, to Lua: the
+/// same value [`reply_to_lua`] gives for its decoded frame, built straight
+/// from the bytes for the common types (integer, bulk, status, error,
+/// null, boolean and arrays of them); the others are decoded first.
+pub fn resp_to_lua(lua: &Lua, buf: &[u8], proto: Protocol) -> mlua::Result<Value> {
+    if let Some(r) = resp_fast(lua, buf, 0, proto, 0) {
+        return r.map(|(v, _)| v);
+    }
+    let mut b = BytesMut::from(buf);
+    match resp_codec::FrameDecoder::new(resp_codec::Limits::default()).decode(&mut b) {
+        Ok(Some(f)) => reply_to_lua(lua, &f, proto),
+        _ => Err(mlua::Error::runtime(
+            "ERR internal error: unreadable command reply",
+        )),
+    }
+}
+
+/// The line starting at `at` (up to CRLF) and the index after the CRLF.
+fn resp_line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let rest = buf.get(at..)?;
+    let end = rest.iter().position(|&c| c == b'\r')?;
+    (rest.get(end + 1) == Some(&b'\n')).then(|| (&rest[..end], at + end + 2))
+}
+
+fn resp_int(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// One reply at `at`: the value and the index after it; None for a type
+/// (or a depth) without a fast path, or bytes that do not parse.
+fn resp_fast(
+    lua: &Lua,
+    buf: &[u8],
+    at: usize,
+    proto: Protocol,
+    depth: usize,
+) -> Option<mlua::Result<(Value, usize)>> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let null = || match proto {
+        Protocol::Resp2 => Value::Boolean(false),
+        Protocol::Resp3 => Value::Nil,
+    };
+    let pair = |key: &str, text: &[u8], next: usize| -> mlua::Result<(Value, usize)> {
+        let t = lua.create_table_with_capacity(0, 1)?;
+        t.raw_set(key, lua.create_string(text)?)?;
+        Ok((Value::Table(t), next))
+    };
+    let (line, next) = resp_line(buf, at + 1)?;
+    Some(match *buf.get(at)? {
+        b':' => Ok((Value::Integer(resp_int(line)?), next)),
+        b'$' => {
+            let len = resp_int(line)?;
+            if len < 0 {
+                return Some(Ok((null(), next)));
+            }
+            let end = next.checked_add(usize::try_from(len).ok()?)?;
+            let data = buf.get(next..end)?;
+            if buf.get(end..end + 2)? != b"\r\n" {
+                return None;
+            }
+            lua.create_string(data).map(|s| (Value::String(s), end + 2))
+        }
+        b'+' => pair("ok", line, next),
+        b'-' => pair("err", line, next),
+        b'_' => Ok((null(), next)),
+        b'#' => match line {
+            b"t" => Ok((Value::Boolean(true), next)),
+            b"f" => Ok((Value::Boolean(false), next)),
+            _ => return None,
+        },
+        b'*' => {
+            let n = resp_int(line)?;
+            if n < 0 {
+                return Some(Ok((Value::Boolean(false), next)));
+            }
+            let n = usize::try_from(n).ok()?;
+            let t = match lua.create_table_with_capacity(n.min(1 << 16), 0) {
+                Ok(t) => t,
+                Err(e) => return Some(Err(e)),
+            };
+            let mut at = next;
+            for i in 1..=n {
+                let (v, after) = match resp_fast(lua, buf, at, proto, depth + 1)? {
+                    Ok(x) => x,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let Err(e) = t.raw_set(i, v) {
+                    return Some(Err(e));
+                }
+                at = after;
+            }
+            Ok((Value::Table(t), at))
+        }
+        _ => return None,
+    })
 }
 
 /// A string field of a table, if present.
@@ -345,5 +444,108 @@ mod tests {
         assert!(ok);
         let v = reply_to_lua(&lua, &Frame::Null, Protocol::Resp3).unwrap();
         assert!(matches!(v, Value::Nil));
+    }
+}
+
+#[cfg(test)]
+mod resp_tests {
+    use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    /// Deep equality of two Lua values (tables by content).
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Table(x), Value::Table(y)) => {
+                let xs: Vec<(Value, Value)> = x.pairs().map(Result::unwrap).collect();
+                let n = y.pairs::<Value, Value>().count();
+                xs.len() == n
+                    && xs
+                        .iter()
+                        .all(|(k, v)| same(v, &y.raw_get::<Value>(k.clone()).unwrap()))
+            }
+            (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
+            (Value::Integer(x), Value::Integer(y)) => x == y,
+            (Value::Number(x), Value::Number(y)) => x == y,
+            (Value::Boolean(x), Value::Boolean(y)) => x == y,
+            (Value::Nil, Value::Nil) => true,
+            _ => false,
+        }
+    }
+
+    fn text() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..12).prop_map(Bytes::from)
+    }
+
+    fn line() -> impl Strategy<Value = Bytes> {
+        "[ -~]{0,12}".prop_map(Bytes::from)
+    }
+
+    fn frame() -> impl Strategy<Value = Frame> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Frame::Integer),
+            text().prop_map(Frame::Bulk),
+            line().prop_map(Frame::Simple),
+            line().prop_map(Frame::Error),
+            Just(Frame::Null),
+            Just(Frame::NullArray),
+            any::<bool>().prop_map(Frame::Boolean),
+            (-1e9f64..1e9).prop_map(Frame::Double),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Frame::Array),
+                proptest::collection::vec((text().prop_map(Frame::Bulk), inner.clone()), 0..3)
+                    .prop_map(Frame::Map),
+                proptest::collection::vec(text().prop_map(Frame::Bulk), 0..3).prop_map(Frame::Set),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Straight from the bytes gives what decoding then converting gives.
+        #[test]
+        fn resp_to_lua_matches_frame_conversion(f in frame(), resp3 in any::<bool>()) {
+            let lua = Lua::new();
+            let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
+            let mut buf = BytesMut::new();
+            f.encode_with(&mut buf, proto);
+            let bytes = buf.clone();
+            let decoded = resp_codec::FrameDecoder::new(resp_codec::Limits::default())
+                .decode(&mut buf)
+                .unwrap()
+                .unwrap();
+            let want = reply_to_lua(&lua, &decoded, proto).unwrap();
+            let got = resp_to_lua(&lua, &bytes, proto).unwrap();
+            prop_assert!(same(&want, &got), "{:?} in {:?}", f, proto);
+        }
+    }
+
+    #[test]
+    fn resp_to_lua_common_replies() {
+        let lua = Lua::new();
+        let p = Protocol::Resp2;
+        assert!(matches!(
+            resp_to_lua(&lua, b":-12\r\n", p).unwrap(),
+            Value::Integer(-12)
+        ));
+        match resp_to_lua(&lua, b"$3\r\na\r\n\r\n", p).unwrap() {
+            Value::String(s) => assert_eq!(&*s.as_bytes(), b"a\r\n"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            resp_to_lua(&lua, b"$-1\r\n", p).unwrap(),
+            Value::Boolean(false)
+        ));
+        assert!(matches!(
+            resp_to_lua(&lua, b"_\r\n", Protocol::Resp3).unwrap(),
+            Value::Nil
+        ));
+        match resp_to_lua(&lua, b"-ERR no\r\n", p).unwrap() {
+            Value::Table(t) => assert_eq!(t.raw_get::<String>("err").unwrap(), "ERR no"),
+            other => panic!("{other:?}"),
+        }
+        // A reply that does not parse is an error, never a made-up value.
+        assert!(resp_to_lua(&lua, b"$5\r\nab\r\n", p).is_err());
     }
 }

@@ -25,9 +25,13 @@
 //!   within [`Config::inline_budget_us`]; otherwise the request comes back
 //!   untouched (an abandoned attempt applied nothing) for [`Engine::submit`].
 //! - Conversions between RESP and Lua follow Redis exactly ([`convert`]).
+//!   A host hands a command's reply back as its RESP bytes ([`Reply::Resp`],
+//!   turned into Lua values without an intermediate frame) or as a
+//!   [`Frame`].
 //! - Limits: a hook every [`HOOK_EVERY`] instructions stops a killed
 //!   script (`SCRIPT KILL` / `FUNCTION KILL`, always allowed: nothing was
-//!   applied); a per-VM memory limit stops a memory-hungry script, and the
+//!   applied) or one past its deadline (`redis.call` also checks the kill
+//!   flag every call and the clock every 16 calls); a per-VM memory limit stops a memory-hungry script, and the
 //!   VM is rebuilt if it stays large. Aborts cannot be swallowed by
 //!   `pcall`: the sandbox's `pcall`/`xpcall` re-raise them.
 //! - Script cache keyed by SHA1 ([`scripts`]), function libraries with
@@ -61,12 +65,27 @@ pub enum CallAbort {
     Undeclared,
 }
 
+/// A command's reply to a script.
+#[derive(Debug)]
+pub enum Reply<'a> {
+    /// A decoded reply.
+    Frame(Frame),
+    /// One complete reply as the host encoded it (RESP2, or RESP3 after
+    /// `redis.setresp(3)`): converted to Lua straight from the bytes.
+    Resp(&'a [u8]),
+}
+
 /// What a script's `redis.call` reaches for one run.
 pub trait Calls {
     /// Runs one command (`args[0]` is its name) for the script and returns
     /// its reply, in RESP3 when `resp3` (after `redis.setresp(3)`).
     /// `read_only`: the script may not write (`EVAL_RO`, `no-writes`).
-    fn call(&mut self, args: &[Bytes], resp3: bool, read_only: bool) -> Result<Frame, CallAbort>;
+    fn call(
+        &mut self,
+        args: &[Bytes],
+        resp3: bool,
+        read_only: bool,
+    ) -> Result<Reply<'_>, CallAbort>;
 }
 
 /// The isolation a run gets.

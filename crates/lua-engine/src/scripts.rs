@@ -48,7 +48,8 @@ impl ScriptCache {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(sha.clone())
-            .or_insert(body);
+            // A copy: `body` may share a connection's whole read buffer.
+            .or_insert_with(|| Bytes::copy_from_slice(&body));
         sha
     }
 

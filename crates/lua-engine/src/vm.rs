@@ -27,7 +27,7 @@ use bytes::Bytes;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use resp_codec::{Frame, Protocol};
 
-use crate::{convert, CallAbort, Calls, HOOK_EVERY};
+use crate::{convert, CallAbort, Calls, Reply, HOOK_EVERY};
 
 /// Version reported as `redis.REDIS_VERSION`.
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -70,6 +70,8 @@ pub struct RunCtx {
     /// Deadline of a library load or an inline run, and the abort it
     /// raises.
     pub deadline: Option<(Instant, Abort)>,
+    /// `redis.call`s so far (when to read the clock).
+    pub calls_made: u32,
 }
 
 impl std::fmt::Debug for RunCtx {
@@ -99,6 +101,7 @@ impl RunCtx {
             err_line: None,
             is_function: false,
             deadline: None,
+            calls_made: 0,
         }
     }
 }
@@ -136,6 +139,28 @@ fn pending_abort() -> Option<(Abort, bool)> {
         let mut r = r.borrow_mut();
         let ctx = r.as_mut()?;
         check_stop(ctx).map(|a| (a, ctx.is_function))
+    })
+}
+
+/// Calls between two clock reads of `redis.call` (a passed deadline is
+/// noted by the hook too, every [`HOOK_EVERY`] instructions).
+const CALLS_PER_CLOCK: u32 = 16;
+
+/// What `redis.call` checks before it runs a command: a kill or an abort
+/// already noted every time; a passed deadline only every
+/// [`CALLS_PER_CLOCK`] calls (a clock read costs as much as a short call).
+fn noted_abort() -> Option<(Abort, bool)> {
+    RUN.with(|r| {
+        let mut r = r.borrow_mut();
+        let ctx = r.as_mut()?;
+        ctx.calls_made = ctx.calls_made.wrapping_add(1);
+        if ctx.calls_made.is_multiple_of(CALLS_PER_CLOCK) {
+            return check_stop(ctx).map(|a| (a, ctx.is_function));
+        }
+        if ctx.abort.is_none() && ctx.kill.load(Ordering::Acquire) {
+            ctx.abort = Some(Abort::Killed);
+        }
+        ctx.abort.map(|a| (a, ctx.is_function))
     })
 }
 
@@ -265,16 +290,17 @@ pub fn fmt_number(n: f64) -> String {
 }
 
 /// Converts `redis.call` arguments; Redis's error text on a bad one.
-fn call_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+fn call_args(args: &MultiValue, out: &mut CallArgs) -> Result<(), &'static str> {
     use std::fmt::Write as _;
     if args.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call");
     }
-    // One buffer for all arguments (one allocation while they fit), each
-    // split off as a `Bytes` sharing it.
-    let mut buf = bytes::BytesMut::with_capacity(64 * args.len());
-    let mut out = Vec::with_capacity(args.len());
-    for a in &args {
+    // One buffer for all arguments, each split off as a `Bytes` sharing it;
+    // the buffer is reused by the next call once these are dropped.
+    let buf = &mut out.buf;
+    buf.reserve(64 * args.len());
+    out.list.clear();
+    for a in args {
         match a {
             Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
             Value::Integer(i) => {
@@ -283,9 +309,20 @@ fn call_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
             Value::Number(n) => buf.extend_from_slice(fmt_number(*n).as_bytes()),
             _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
         }
-        out.push(buf.split().freeze());
+        out.list.push(buf.split().freeze());
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A `redis.call`'s arguments: reused from call to call on a thread.
+#[derive(Default)]
+struct CallArgs {
+    buf: bytes::BytesMut,
+    list: Vec<Bytes>,
+}
+
+thread_local! {
+    static CALL_ARGS: RefCell<CallArgs> = RefCell::new(CallArgs::default());
 }
 
 /// The VM's memory limit (app data), for [`Unlimited`].
@@ -326,34 +363,48 @@ impl Drop for Unlimited<'_> {
 /// error reply that `redis.call` raises, 2 = an abort both raise.
 fn rawcall(lua: &Lua, (protected, args): (bool, MultiValue)) -> mlua::Result<(Value, Option<i64>)> {
     let _unlimited = Unlimited::new(lua);
-    if let Some((a, f)) = pending_abort() {
+    if let Some((a, f)) = noted_abort() {
         return Ok((
             Value::String(lua.create_string(abort_message(a, f))?),
             Some(2),
         ));
     }
-    let error_table = |msg: &[u8]| -> mlua::Result<Value> {
-        let t = lua.create_table()?;
-        t.raw_set("err", lua.create_string(msg)?)?;
-        Ok(Value::Table(t))
-    };
-    let raise_line = |lua: &Lua| {
-        let line = lua.inspect_stack(2, |d| d.current_line()).flatten();
-        RUN.with(|r| {
-            if let Some(c) = r.borrow_mut().as_mut() {
-                c.err_line = line;
-            }
-        });
-    };
-    let args = match call_args(args) {
-        Ok(a) => a,
+    let mut call = CALL_ARGS.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    let parsed = call_args(&args, &mut call);
+    drop(args);
+    let r = match parsed {
+        Ok(()) => run_call(lua, protected, &call.list),
         Err(msg) => {
             if !protected {
                 raise_line(lua);
             }
-            return Ok((error_table(msg.as_bytes())?, (!protected).then_some(1)));
+            error_table(lua, msg.as_bytes()).map(|t| (t, (!protected).then_some(1)))
         }
     };
+    call.list.clear();
+    CALL_ARGS.with(|c| *c.borrow_mut() = call);
+    r
+}
+
+/// `{err = msg}`.
+fn error_table(lua: &Lua, msg: &[u8]) -> mlua::Result<Value> {
+    let t = lua.create_table_with_capacity(0, 1)?;
+    t.raw_set("err", lua.create_string(msg)?)?;
+    Ok(Value::Table(t))
+}
+
+/// Notes the line of the script whose `redis.call` raises an error.
+fn raise_line(lua: &Lua) {
+    let line = lua.inspect_stack(2, |d| d.current_line()).flatten();
+    RUN.with(|r| {
+        if let Some(c) = r.borrow_mut().as_mut() {
+            c.err_line = line;
+        }
+    });
+}
+
+/// Runs one parsed call through the run's [`Calls`].
+fn run_call(lua: &Lua, protected: bool, args: &[Bytes]) -> mlua::Result<(Value, Option<i64>)> {
     let (calls, resp3, read_only) = RUN.with(|r| {
         let r = r.borrow();
         match r.as_ref() {
@@ -363,9 +414,10 @@ fn rawcall(lua: &Lua, (protected, args): (bool, MultiValue)) -> mlua::Result<(Va
     });
     let Some(calls) = calls else {
         let msg = b"ERR redis.call is not available while a library loads";
-        return Ok((error_table(msg)?, (!protected).then_some(1)));
+        return Ok((error_table(lua, msg)?, (!protected).then_some(1)));
     };
-    let res = calls.borrow_mut().call(&args, resp3, read_only);
+    let mut calls = calls.borrow_mut();
+    let res = calls.call(args, resp3, read_only);
     match res {
         Err(CallAbort::Undeclared) => {
             RUN.with(|r| {
@@ -378,14 +430,23 @@ fn rawcall(lua: &Lua, (protected, args): (bool, MultiValue)) -> mlua::Result<(Va
                 Some(2),
             ))
         }
-        Ok(frame) => {
-            let is_err = matches!(frame, Frame::Error(_));
+        Ok(reply) => {
             let proto = if resp3 {
                 Protocol::Resp3
             } else {
                 Protocol::Resp2
             };
-            let v = convert::reply_to_lua(lua, &frame, proto)?;
+            let (v, is_err) = match reply {
+                Reply::Frame(frame) => (
+                    convert::reply_to_lua(lua, &frame, proto)?,
+                    matches!(frame, Frame::Error(_)),
+                ),
+                Reply::Resp(bytes) => (
+                    convert::resp_to_lua(lua, bytes, proto)?,
+                    bytes.first() == Some(&b'-'),
+                ),
+            };
+            drop(calls);
             if is_err && !protected {
                 raise_line(lua);
                 Ok((v, Some(1)))

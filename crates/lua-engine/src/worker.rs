@@ -37,7 +37,10 @@ struct Worker<H: Host> {
     host: Arc<H>,
     vm: Vm,
     /// Compiled EVAL scripts by SHA1, with their shebang flags.
-    compiled: HashMap<String, (Function, Option<FunctionFlags>)>,
+    compiled: fxhash::FxHashMap<String, (Function, Option<FunctionFlags>)>,
+    /// SHA1s of recent EVAL bodies (at most [`BODY_SHAS`]): a repeated
+    /// EVAL finds its script without hashing the body again.
+    bodies: fxhash::FxHashMap<Bytes, String>,
     scripts_gen: u64,
     /// Loaded functions by name.
     funcs: HashMap<String, (Function, FunctionFlags)>,
@@ -46,7 +49,7 @@ struct Worker<H: Host> {
     /// Inline worker: scripts and functions that ran past the budget or
     /// touched an undeclared key, with the number of requests that still
     /// go straight to the worker threads before the next inline attempt.
-    slow: HashMap<String, u32>,
+    slow: fxhash::FxHashMap<String, u32>,
 }
 
 /// How a run is isolated and what happens when it cannot finish.
@@ -65,6 +68,9 @@ enum Mode {
 /// again: a script that is always slow wastes at most one budget per this
 /// many runs.
 const SLOW_SKIPS: u32 = 64;
+
+/// Bodies whose SHA1 a worker remembers (the map starts over when full).
+const BODY_SHAS: usize = 1024;
 
 /// Why an inline run handed its request to a worker thread.
 enum Fallback {
@@ -256,11 +262,12 @@ impl<H: Host> Worker<H> {
             shared,
             host,
             vm,
-            compiled: HashMap::new(),
+            compiled: Default::default(),
+            bodies: Default::default(),
             funcs: HashMap::new(),
             funcs_version: u64::MAX,
             kill: Arc::new(AtomicBool::new(false)),
-            slow: HashMap::new(),
+            slow: Default::default(),
         }
     }
 
@@ -386,7 +393,18 @@ impl<H: Host> Worker<H> {
         body: &Bytes,
     ) -> Result<(Function, Option<FunctionFlags>, String), String> {
         self.check_scripts_gen();
+        if let Some(sha) = self.bodies.get(&body[..]) {
+            if let Some((f, flags)) = self.compiled.get(sha) {
+                return Ok((f.clone(), *flags, sha.clone()));
+            }
+        }
         let sha = sha1hex(body);
+        if self.bodies.len() >= BODY_SHAS {
+            self.bodies.clear();
+        }
+        // A copy: `body` may share a connection's whole read buffer.
+        self.bodies
+            .insert(Bytes::copy_from_slice(body), sha.clone());
         if let Some((f, flags)) = self.compiled.get(&sha) {
             return Ok((f.clone(), *flags, sha));
         }
@@ -420,6 +438,7 @@ impl<H: Host> Worker<H> {
         let gen = self.shared.scripts.generation();
         if gen != self.scripts_gen {
             self.compiled.clear();
+            self.bodies.clear();
             self.slow.clear();
             self.scripts_gen = gen;
         }
@@ -593,6 +612,7 @@ impl<H: Host> Worker<H> {
             Ok(vm) => {
                 self.vm = vm;
                 self.compiled.clear();
+                self.bodies.clear();
                 self.funcs.clear();
                 self.funcs_version = u64::MAX;
             }

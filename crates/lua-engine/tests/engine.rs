@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lua_engine::{
-    Access, CallAbort, Calls, Config, Engine, Frame, Functions, Host, Job, KillOutcome, Request,
-    Verdict,
+    Access, CallAbort, Calls, Config, Engine, Frame, Functions, Host, Job, KillOutcome, Reply,
+    Request, Verdict,
 };
 
 #[derive(Default)]
@@ -47,7 +47,18 @@ impl MemCalls {
 }
 
 impl Calls for MemCalls {
-    fn call(&mut self, args: &[Bytes], _resp3: bool, read_only: bool) -> Result<Frame, CallAbort> {
+    fn call(
+        &mut self,
+        args: &[Bytes],
+        resp3: bool,
+        read_only: bool,
+    ) -> Result<Reply<'_>, CallAbort> {
+        self.frame(args, resp3, read_only).map(Reply::Frame)
+    }
+}
+
+impl MemCalls {
+    fn frame(&mut self, args: &[Bytes], _resp3: bool, read_only: bool) -> Result<Frame, CallAbort> {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let key = args.get(1).cloned().unwrap_or_default();
         if self.access == Access::Keys && args.len() > 1 && !self.declared.contains(&key) {

@@ -132,6 +132,9 @@ pub struct Effects {
     /// A running script's write buffer: when set, every [`Db`] write goes
     /// here and every read sees it first (see [`Overlay`]).
     pub overlay: Option<Overlay>,
+    /// A script run's clock (ms since the epoch; 0 = read the clock): as
+    /// in Redis 7, time stands still at the script's start for expiry.
+    pub frozen_now: u64,
 }
 
 /// A script's write buffer (all-or-nothing scripts).
@@ -144,7 +147,7 @@ pub struct Effects {
 #[derive(Debug, Default)]
 pub struct Overlay {
     /// Encoded key → (logical db, new value and meta, or deleted).
-    entries: std::collections::HashMap<Vec<u8>, (usize, Buffered)>,
+    entries: fxhash::FxHashMap<Vec<u8>, (usize, Buffered)>,
 }
 
 /// A buffered key state: the new value and meta, or deleted (None).
@@ -649,6 +652,8 @@ impl<'a, 's> Db<'a, 's> {
         // While the AOF is replayed nothing expires (time stands at 0).
         let now = if ks.loading.load(Ordering::Relaxed) {
             0
+        } else if sess.fx.frozen_now != 0 {
+            sess.fx.frozen_now
         } else {
             now_ms()
         };

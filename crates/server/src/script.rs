@@ -21,8 +21,8 @@ use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
 use hybrid_log::Session;
-use lua_engine::{Access, CallAbort, Calls, Frame, Host, Verdict};
-use resp_codec::{FrameDecoder, Limits, Protocol};
+use lua_engine::{Access, CallAbort, Calls, Frame, Host, Reply, Verdict};
+use resp_codec::Protocol;
 
 use crate::cmd::table::{self, flag, Cmd};
 use crate::cmd::{self, Ctx};
@@ -76,7 +76,6 @@ pub struct ScriptCalls {
     scratch: Vec<u8>,
     fx: Effects,
     out: Out,
-    decoder: FrameDecoder,
     access: Access,
     /// Stripes the run holds (sorted), for the undeclared-key check.
     held: Vec<usize>,
@@ -103,7 +102,6 @@ impl ScriptCalls {
             scratch: Vec::new(),
             fx: Effects::default(),
             out: Out::new(),
-            decoder: FrameDecoder::new(Limits::default()),
             access: Access::Keys,
             held: Vec::new(),
             needed: Vec::new(),
@@ -134,12 +132,17 @@ fn keyspace_wide(id: Cmd) -> bool {
     )
 }
 
-fn error(msg: &'static [u8]) -> Frame {
-    Frame::Error(Bytes::from_static(msg))
+fn error(msg: &'static [u8]) -> Reply<'static> {
+    Reply::Frame(Frame::Error(Bytes::from_static(msg)))
 }
 
 impl Calls for ScriptCalls {
-    fn call(&mut self, args: &[Bytes], resp3: bool, read_only: bool) -> Result<Frame, CallAbort> {
+    fn call(
+        &mut self,
+        args: &[Bytes],
+        resp3: bool,
+        read_only: bool,
+    ) -> Result<Reply<'_>, CallAbort> {
         let Some(spec) = table::lookup(&args[0]) else {
             return Ok(error(b"ERR Unknown Redis command called from script"));
         };
@@ -160,7 +163,7 @@ impl Calls for ScriptCalls {
             // The same refusals as a client's write (MISCONF, a failed AOF):
             // the script fails and nothing is applied.
             if let Some(e) = self.shared.keyspace.aof.get().and_then(|a| a.failure()) {
-                return Ok(Frame::Error(Bytes::from(e.to_string())));
+                return Ok(Reply::Frame(Frame::Error(Bytes::from(e.to_string()))));
             }
             if !self.shared.persist.last_ok() && crate::persist::refuse_writes(&self.shared) {
                 return Ok(error(crate::persist::MISCONF));
@@ -178,6 +181,9 @@ impl Calls for ScriptCalls {
             if undeclared {
                 return Err(CallAbort::Undeclared);
             }
+        }
+        if self.out.buf.capacity() > 1 << 20 {
+            self.out.buf = BytesMut::new(); // don't keep a big reply's buffer
         }
         self.out.buf.clear();
         self.out.proto = if resp3 {
@@ -200,16 +206,8 @@ impl Calls for ScriptCalls {
             };
             cmd::run(&mut ctx, spec, args);
         }
-        // Decoded in place: the frame's strings share the buffer, which is
-        // reused once they are dropped.
-        let frame = match self.decoder.decode(&mut self.out.buf) {
-            Ok(Some(f)) => f,
-            _ => error(b"ERR internal error: unreadable command reply"),
-        };
-        if self.out.buf.capacity() > 1 << 20 {
-            self.out.buf = BytesMut::new(); // don't keep a big reply's buffer
-        }
-        Ok(frame)
+        // Converted to Lua straight from the encoded reply.
+        Ok(Reply::Resp(&self.out.buf))
     }
 }
 
@@ -322,6 +320,9 @@ impl ScriptHost {
             c.fx.multi = aof.is_some().then(Vec::new);
             c.fx.rewrite = None;
             c.fx.overlay = Some(Overlay::default());
+            // The run's clock, also for applying its overlay (these effects
+            // serve script runs only; every run sets it).
+            c.fx.frozen_now = crate::util::now_ms().max(1);
         }
         let verdict = body(&calls);
         let mut c = calls.borrow_mut();

@@ -291,7 +291,6 @@ impl SetArgs {
     fn parse(out: &mut Out, opts: &[Bytes], cmd: &str) -> Option<SetArgs> {
         let mut a = SetArgs::default();
         let mut has_expire = false;
-        let now = crate::util::now_ms();
         let mut i = 0;
         while i < opts.len() {
             let o = &opts[i];
@@ -317,6 +316,8 @@ impl SetArgs {
                     1
                 };
                 let absolute = is(o, "exat") || is(o, "pxat");
+                // The clock only when an expiry needs it (not per plain SET).
+                let now = if absolute { 0 } else { crate::util::now_ms() };
                 a.expire = SetExpire::At(expire_at(out, v, unit, absolute, now, cmd)?);
                 i += 1;
             } else {
