@@ -203,8 +203,8 @@ enum BatchEnd {
     Flush,
     /// Close after flushing.
     Close,
-    /// A script request is waiting in `ConnState::script`: run it on a
-    /// Lua worker, then continue with the rest of the buffer.
+    /// A script request is waiting in `ConnState::script`: run it (inline
+    /// or on a Lua worker), then continue with the rest of the buffer.
     Script,
 }
 
@@ -284,9 +284,16 @@ impl Connection {
                 }
             }
             let mut end = self.process_batch(&mut rbuf);
-            if let BatchEnd::Script = end {
+            // A script's reply joins the batch's output: the rest of a
+            // pipeline runs before anything is written (one write per
+            // batch, scripts or not).
+            while let BatchEnd::Script = end {
                 self.run_script().await;
-                end = BatchEnd::Flush;
+                end = if self.out.buf.len() >= FLUSH_AT {
+                    BatchEnd::Flush
+                } else {
+                    self.process_batch(&mut rbuf)
+                };
             }
             // appendfsync always: the replies leave only once the batch's
             // effects are on disk (group commit: the writer batches every
