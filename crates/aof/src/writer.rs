@@ -94,10 +94,49 @@ pub(crate) fn open_incr(cfg: &AofConfig, path: &Path) -> io::Result<File> {
 /// Pause after a write under `everysec`/`no` (see [`Writer::run`]).
 const LINGER: Duration = Duration::from_micros(500);
 
+/// Under `always`, while clients write concurrently: the longest quiet gap
+/// between two submissions that still join the batch before its fsync.
+/// Measured on a 2-core VM, SET with 50 clients: without gathering, 13
+/// submissions per fsync on average and the fsyncs' kernel time was most
+/// of the server's CPU.
+const GATHER_GAP: Duration = Duration::from_micros(100);
+
+/// Under `always`: the longest a batch gathers before its fsync.
+const GATHER_MAX: Duration = Duration::from_millis(1);
+
 impl Writer {
+    /// Appends a write message to the batch; hands any other message back.
+    fn add(
+        &mut self,
+        msg: Msg,
+        buf: &mut BytesMut,
+        waiters: &mut Vec<Reply<()>>,
+    ) -> Result<(), Msg> {
+        match msg {
+            Msg::Write {
+                data,
+                first_db,
+                last_db,
+                done,
+            } => {
+                if self.db != Some(first_db) {
+                    encode_select(buf, first_db);
+                }
+                buf.extend_from_slice(&data);
+                self.db = Some(last_db);
+                waiters.push(done);
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
     pub fn run(mut self) {
         let mut buf = BytesMut::new();
         let mut waiters: Vec<Reply<()>> = Vec::new();
+        // Submitters of the last batch (more than one: clients write
+        // concurrently).
+        let mut last_batch = 0usize;
         loop {
             let first = match self.next_timeout() {
                 Some(t) => match self.rx.recv_timeout(t) {
@@ -117,30 +156,41 @@ impl Writer {
             let mut control = None;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Write {
-                        data,
-                        first_db,
-                        last_db,
-                        done,
-                    } => {
-                        if self.db != Some(first_db) {
-                            encode_select(&mut buf, first_db);
-                        }
-                        buf.extend_from_slice(&data);
-                        self.db = Some(last_db);
-                        waiters.push(done);
-                    }
-                    other => {
-                        control = Some(other);
-                        break;
-                    }
+                if let Err(other) = self.add(msg, &mut buf, &mut waiters) {
+                    control = Some(other);
+                    break;
                 }
                 if buf.len() < self.cfg.max_batch_bytes {
                     next = self.rx.try_recv().ok();
                 }
             }
+            // Under `always`, when the last batch had several submitters,
+            // keep gathering until as many have come back, while
+            // submissions still arrive (each within GATHER_GAP of the last,
+            // GATHER_MAX in all): one fsync then covers a whole wave of
+            // clients instead of the first few, and every fsync saved is
+            // CPU time saved (see GATHER_GAP).
+            if control.is_none() && self.cfg.fsync == FsyncPolicy::Always && last_batch > 1 {
+                let until = Instant::now() + GATHER_MAX;
+                while buf.len() < self.cfg.max_batch_bytes && waiters.len() < last_batch {
+                    let wait = GATHER_GAP.min(until.saturating_duration_since(Instant::now()));
+                    if wait.is_zero() {
+                        break;
+                    }
+                    match self.rx.recv_timeout(wait) {
+                        Ok(msg) => {
+                            if let Err(other) = self.add(msg, &mut buf, &mut waiters) {
+                                control = Some(other);
+                                break;
+                            }
+                        }
+                        // A quiet gap; a disconnect is seen by the next recv.
+                        Err(_) => break,
+                    }
+                }
+            }
             if !waiters.is_empty() {
+                last_batch = waiters.len();
                 self.write_batch(&buf, &mut waiters);
                 buf.clear();
                 // Under everysec/no nobody waits for the write: linger a

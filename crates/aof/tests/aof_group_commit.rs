@@ -63,6 +63,53 @@ fn always_group_commits_concurrent_submitters() {
     );
 }
 
+/// After a concurrent burst the writer gathers each batch until as many
+/// submitters as last time came back or a quiet gap passes: a submitter
+/// left alone is released by the gap, never held for good.
+#[test]
+fn always_releases_a_lone_submitter_after_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg(dir.path(), FsyncPolicy::Always);
+    let aof = Aof::open(cfg.clone()).unwrap();
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let burst: Vec<_> = (0..8)
+        .map(|t| {
+            let aof = aof.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..20 {
+                    let key = format!("b{t}:{i}");
+                    aof.append(0, &["SET", key.as_str(), "v"])
+                        .unwrap()
+                        .wait()
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in burst {
+        t.join().unwrap();
+    }
+    for i in 0..30 {
+        let key = format!("lone:{i}");
+        aof.append(0, &["SET", key.as_str(), "v"])
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    let stats = aof.stats();
+    assert_eq!(stats.submissions, 8 * 20 + 30);
+    assert_eq!(stats.fsyncs, stats.batches, "always: one fsync per batch");
+    drop(aof);
+    let keys: HashSet<String> = flat(&load(&cfg, None).unwrap())
+        .into_iter()
+        .map(|(_, a)| String::from_utf8(a[1].clone()).unwrap())
+        .collect();
+    assert_eq!(keys.len(), 8 * 20 + 30);
+    assert!((0..30).all(|i| keys.contains(&format!("lone:{i}"))));
+}
+
 #[test]
 fn no_releases_without_fsync() {
     let dir = tempfile::tempdir().unwrap();
