@@ -2,7 +2,6 @@
 //! `COMMAND INFO` values). It drives arity errors, `COMMAND`, key
 //! extraction (locks, WATCH) and the auth / MULTI gates.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Command flag bits (names as `COMMAND INFO` prints them).
@@ -554,22 +553,47 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
 ];
 
-fn index() -> &'static HashMap<&'static [u8], &'static CommandSpec, fxhash::FxBuildHasher> {
-    static INDEX: OnceLock<HashMap<&'static [u8], &'static CommandSpec, fxhash::FxBuildHasher>> =
-        OnceLock::new();
-    INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect())
+/// Slots of the command index (a power of two, several times the number
+/// of commands so probes stay short).
+const INDEX_SLOTS: usize = 1024;
+
+/// Case-folding hash of a command name: ASCII letters hash as lowercase,
+/// so a lookup needs no lowercased copy.
+fn name_hash(name: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in name {
+        h = (h ^ u32::from(b | 0x20)).wrapping_mul(0x0100_0193);
+    }
+    (h ^ (h >> 15)) as usize & (INDEX_SLOTS - 1)
+}
+
+/// Open-addressing index of [`COMMANDS`] by [`name_hash`] (linear probing).
+fn index() -> &'static [Option<&'static CommandSpec>; INDEX_SLOTS] {
+    static INDEX: OnceLock<[Option<&'static CommandSpec>; INDEX_SLOTS]> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut t = [None; INDEX_SLOTS];
+        for c in COMMANDS {
+            let mut i = name_hash(c.name.as_bytes());
+            while t[i].is_some() {
+                i = (i + 1) & (INDEX_SLOTS - 1);
+            }
+            t[i] = Some(c);
+        }
+        t
+    })
 }
 
 /// Looks a command up by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let mut buf = [0u8; 16];
-    if name.len() > buf.len() {
-        return None;
+    let t = index();
+    let mut i = name_hash(name);
+    loop {
+        let c = t[i]?;
+        if c.name.len() == name.len() && c.name.as_bytes().eq_ignore_ascii_case(name) {
+            return Some(c);
+        }
+        i = (i + 1) & (INDEX_SLOTS - 1);
     }
-    let lower = &mut buf[..name.len()];
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
-    index().get(&*lower).copied()
 }
 
 /// Looks a subcommand up (case-insensitive).
@@ -639,6 +663,34 @@ mod tests {
                 .arity,
             3
         );
+    }
+
+    #[test]
+    fn every_command_is_found_in_any_case() {
+        assert!(COMMANDS.len() * 2 < INDEX_SLOTS);
+        for c in COMMANDS {
+            let upper = c.name.to_ascii_uppercase();
+            let mixed: String = c
+                .name
+                .chars()
+                .enumerate()
+                .map(|(i, ch)| {
+                    if i % 2 == 0 {
+                        ch.to_ascii_uppercase()
+                    } else {
+                        ch
+                    }
+                })
+                .collect();
+            for n in [c.name, upper.as_str(), mixed.as_str()] {
+                assert!(std::ptr::eq(lookup(n.as_bytes()).unwrap(), c), "{n}");
+            }
+            assert!(lookup(format!("{}x", c.name).as_bytes()).is_none());
+            assert!(lookup(&c.name.as_bytes()[..c.name.len() - 1])
+                .is_none_or(|o| o.name.len() == c.name.len() - 1));
+        }
+        assert!(lookup(b"").is_none());
+        assert!(lookup(b"g\xc5t").is_none());
     }
 
     #[test]
