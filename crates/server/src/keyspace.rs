@@ -40,6 +40,43 @@ pub fn alive(meta: &RecordMeta, now: u64) -> bool {
     meta.expire_at_ms == 0 || meta.expire_at_ms > now
 }
 
+/// A command's clock (ms since the epoch), read on first use: a record
+/// without a TTL is alive at any time, so most commands never read it.
+#[derive(Debug, Clone)]
+pub struct Clock(std::cell::Cell<u64>);
+
+impl Clock {
+    const UNREAD: u64 = u64::MAX;
+
+    /// A clock that reads the system time when first asked.
+    pub fn lazy() -> Clock {
+        Clock(std::cell::Cell::new(Self::UNREAD))
+    }
+
+    /// A clock standing at `ms`.
+    pub fn at(ms: u64) -> Clock {
+        Clock(std::cell::Cell::new(ms))
+    }
+
+    /// The command's time.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        let n = self.0.get();
+        if n != Self::UNREAD {
+            return n;
+        }
+        let n = now_ms();
+        self.0.set(n);
+        n
+    }
+}
+
+/// [`alive`] at a [`Clock`]'s time, reading it only for a record with a TTL.
+#[inline]
+pub fn alive_at(meta: &RecordMeta, clock: &Clock) -> bool {
+    meta.expire_at_ms == 0 || meta.expire_at_ms > clock.get()
+}
+
 /// Exact key counts of one physical db, kept from the engine's RMW
 /// outcomes (expired-but-not-yet-removed keys count, as in Redis).
 #[derive(Debug, Default)]
@@ -630,8 +667,8 @@ pub struct Db<'a, 's> {
     pub phys: u8,
     /// Logical db index.
     pub logical: usize,
-    /// Command time.
-    pub now: u64,
+    /// Command time (read on first use).
+    pub now: Clock,
 }
 
 fn encode_key(buf: &mut Vec<u8>, db: u8, key: &[u8]) {
@@ -651,11 +688,11 @@ impl<'a, 's> Db<'a, 's> {
         let phys = ks.phys(logical);
         // While the AOF is replayed nothing expires (time stands at 0).
         let now = if ks.loading.load(Ordering::Relaxed) {
-            0
+            Clock::at(0)
         } else if sess.fx.frozen_now != 0 {
-            sess.fx.frozen_now
+            Clock::at(sess.fx.frozen_now)
         } else {
-            now_ms()
+            Clock::lazy()
         };
         Db {
             ks,
@@ -675,7 +712,7 @@ impl<'a, 's> Db<'a, 's> {
             stats: self.stats,
             phys: self.ks.phys(logical),
             logical,
-            now: self.now,
+            now: self.now.clone(),
         }
     }
 
@@ -696,7 +733,7 @@ impl<'a, 's> Db<'a, 's> {
     /// batch until its `DEL` is submitted); if another batch holds it, the
     /// key is left for later (it reads as absent anyway).
     fn expired_found(&mut self) {
-        let now = self.now;
+        let now = &self.now;
         let logging = self.sess.fx.enabled;
         if logging {
             let s = crate::keylock::stripe_encoded(self.sess.k1);
@@ -708,7 +745,7 @@ impl<'a, 's> Db<'a, 's> {
             }
         }
         let counts = &self.ks.counts[self.phys as usize];
-        if let Ok(true) = delete_if_expired(&mut self.sess.p, self.sess.k1, now, counts) {
+        if let Ok(true) = delete_if_expired(&mut self.sess.p, self.sess.k1, now.get(), counts) {
             self.ks.watches.touch(self.sess.k1);
             self.ks.expired_keys.fetch_add(1, Ordering::Relaxed);
             if logging {
@@ -745,11 +782,11 @@ impl<'a, 's> Db<'a, 's> {
         f: impl FnOnce(&[u8], &RecordMeta) -> R,
     ) -> Result<Option<R>, StoreError> {
         encode_key(self.sess.k1, self.phys, key);
-        let now = self.now;
+        let now = &self.now;
         if let Some(ov) = self.sess.fx.overlay.as_ref() {
             if let Some((_, e)) = ov.entries.get(self.sess.k1.as_slice()) {
                 return Ok(match e {
-                    Some((v, m)) if alive(m, now) => Some(f(v, m)),
+                    Some((v, m)) if alive_at(m, now) => Some(f(v, m)),
                     _ => None,
                 });
             }
@@ -759,7 +796,7 @@ impl<'a, 's> Db<'a, 's> {
             .sess
             .p
             .read_with(self.sess.k1, |v, meta| {
-                if alive(&meta, now) {
+                if alive_at(&meta, now) {
                     Some(f(v, &meta))
                 } else {
                     expired = true;
@@ -846,13 +883,13 @@ impl<'a, 's> Db<'a, 's> {
             return Ok(true);
         }
         encode_key(self.sess.k1, self.phys, key);
-        let now = self.now;
+        let now = &self.now;
         let mut was_alive = false;
         let mut old_ttl = false;
         let mut ops = engine::Update::new(
             |old: Option<(&[u8], &RecordMeta)>, _out: &mut Vec<u8>| match old {
                 Some((_, meta)) => {
-                    was_alive = alive(meta, now);
+                    was_alive = alive_at(meta, now);
                     old_ttl = meta.expire_at_ms != 0;
                     engine::Decision::Delete
                 }
@@ -915,12 +952,12 @@ impl<'a, 's> Db<'a, 's> {
             return Ok(outcome);
         }
         encode_key(self.sess.k1, self.phys, key);
-        let now = self.now;
+        let now = &self.now;
         let (mut old_ttl, mut new_ttl) = (false, false);
         let mut ops = engine::Update::with_scratch(
             |old: Option<(&[u8], &RecordMeta)>, out: &mut Vec<u8>| {
                 old_ttl = old.is_some_and(|(_, m)| m.expire_at_ms != 0);
-                let d = f(old.filter(|(_, m)| alive(m, now)), out);
+                let d = f(old.filter(|(_, m)| alive_at(m, now)), out);
                 new_ttl = matches!(d, engine::Decision::Write(m) if m.expire_at_ms != 0);
                 d
             },
@@ -952,11 +989,11 @@ impl<'a, 's> Db<'a, 's> {
         mut f: impl FnMut(&[u8], &[u8], &RecordMeta),
     ) -> Result<u64, StoreError> {
         let phys = self.phys;
-        let now = self.now;
+        let now = &self.now;
         let ov = self.sess.fx.overlay.as_ref();
         let next = self.sess.p.scan(cursor, count, |k, v, meta| {
             if k.first() == Some(&phys)
-                && alive(&meta, now)
+                && alive_at(&meta, now)
                 && !ov.is_some_and(|o| o.entries.contains_key(k))
             {
                 f(&k[1..], v, &meta);
@@ -967,7 +1004,7 @@ impl<'a, 's> Db<'a, 's> {
             if let Some(ov) = ov {
                 for (k, (_, e)) in &ov.entries {
                     if let Some((v, m)) = e {
-                        if k[0] == phys && alive(m, now) {
+                        if k[0] == phys && alive_at(m, now) {
                             f(&k[1..], v, m);
                         }
                     }
@@ -999,7 +1036,7 @@ impl<'a, 's> Db<'a, 's> {
         );
         if let Some(ov) = self.sess.fx.overlay.as_ref() {
             let phys = self.phys;
-            let now = self.now;
+            let now = &self.now;
             let mine: Vec<(Vec<u8>, Option<bool>)> = ov
                 .entries
                 .iter()
@@ -1007,7 +1044,7 @@ impl<'a, 's> Db<'a, 's> {
                 .map(|(k, (_, e))| {
                     let ttl = e
                         .as_ref()
-                        .and_then(|(_, m)| alive(m, now).then_some(m.expire_at_ms != 0));
+                        .and_then(|(_, m)| alive_at(m, now).then_some(m.expire_at_ms != 0));
                     (k.clone(), ttl)
                 })
                 .collect();

@@ -53,7 +53,7 @@ pub fn run(ctx: &mut Ctx<'_, '_>, spec: &'static CommandSpec, args: &[Bytes]) ->
         Cmd::PExpireAt => expire(ctx, args, 1, true, "pexpireat")?,
         Cmd::Ttl | Cmd::PTtl | Cmd::ExpireTime | Cmd::PExpireTime => {
             let (mut db, out) = ctx.db_out();
-            let now = db.now;
+            let now = db.now.get();
             match db.peek(&args[1], |_, m| m.expire_at_ms)? {
                 None => out.int(-2),
                 Some(0) => out.int(-1),
@@ -228,13 +228,13 @@ fn expire(
         when *= 1000;
     }
     let (mut db, out) = ctx.db_out();
-    let base = if absolute { 0 } else { db.now as i64 };
+    let base = if absolute { 0 } else { db.now.get() as i64 };
     if when > i64::MAX - base {
         out.error(invalid.as_bytes());
         return Ok(());
     }
     when += base;
-    let now = db.now as i64;
+    let now = db.now.get() as i64;
     let mut applied = false;
     db.update(&args[1], |o, new| {
         applied = false;
@@ -377,7 +377,7 @@ fn transfer(
     let Some((value, meta)) = db.get(src)? else {
         return Ok(0);
     };
-    let now = db.now;
+    let now = db.now.get();
     let mut target = db.with_db(dst_db);
     if !replace && target.exists(dst)? {
         return Ok(0);
