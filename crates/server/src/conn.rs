@@ -315,19 +315,9 @@ impl Connection {
                         // EOF: the next read sees it again, after the replies.
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if rbuf.len() as u64
-                                > self.shared.hot.query_buffer_limit.load(Ordering::Relaxed)
-                            {
-                                tracing::warn!(
-                                    "closing client id={} addr={} that reached max query buffer length",
-                                    self.state.handle.id,
-                                    self.state.handle.addr
-                                );
+                            if !self.took_input(rbuf.len(), n) {
                                 return Ok(());
                             }
-                            self.stats()
-                                .net_input_bytes
-                                .fetch_add(n as u64, Ordering::Relaxed);
                             read_filled = n == free;
                             end = self.run_batch(&mut rbuf).await;
                         }
@@ -407,18 +397,28 @@ impl Connection {
                 return Ok(());
             }
             read_filled = n == free;
-            if rbuf.len() as u64 > self.shared.hot.query_buffer_limit.load(Ordering::Relaxed) {
-                tracing::warn!(
-                    "closing client id={} addr={} that reached max query buffer length",
-                    self.state.handle.id,
-                    self.state.handle.addr
-                );
+            if !self.took_input(rbuf.len(), n) {
                 return Ok(());
             }
-            self.stats()
-                .net_input_bytes
-                .fetch_add(n as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Accounts `n` bytes just read into a read buffer now `buffered` long;
+    /// false (logged) when the buffer passed `client-query-buffer-limit`
+    /// and the connection must close.
+    fn took_input(&self, buffered: usize, n: usize) -> bool {
+        if buffered as u64 > self.shared.hot.query_buffer_limit.load(Ordering::Relaxed) {
+            tracing::warn!(
+                "closing client id={} addr={} that reached max query buffer length",
+                self.state.handle.id,
+                self.state.handle.addr
+            );
+            return false;
+        }
+        self.stats()
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        true
     }
 
     /// Executes the complete requests in `rbuf`; a script's reply joins
