@@ -196,6 +196,15 @@ fn flush_effects(
     }
 }
 
+/// Makes room in the read buffer before a read (it doubles while a
+/// pipeline or a big argument needs more) and returns the free space.
+fn read_room(rbuf: &mut BytesMut) -> usize {
+    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+        rbuf.reserve(rbuf.len().max(READ_CHUNK));
+    }
+    rbuf.capacity() - rbuf.len()
+}
+
 enum BatchEnd {
     /// The read buffer holds no complete request.
     NeedMore,
@@ -307,10 +316,7 @@ impl Connection {
                     && matches!(end, BatchEnd::NeedMore)
                     && self.out.buf.len() < FLUSH_AT
                 {
-                    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                        rbuf.reserve(rbuf.len().max(READ_CHUNK));
-                    }
-                    let free = rbuf.capacity() - rbuf.len();
+                    let free = read_room(&mut rbuf);
                     match stream.try_read_buf(&mut rbuf) {
                         // EOF: the next read sees it again, after the replies.
                         Ok(0) | Err(_) => break,
@@ -373,11 +379,8 @@ impl Connection {
             if self.state.handle.killed.load(Ordering::Acquire) {
                 return Ok(());
             }
-            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                rbuf.reserve(rbuf.len().max(READ_CHUNK));
-            }
+            let free = read_room(&mut rbuf);
             let timeout = self.shared.hot.timeout.load(Ordering::Relaxed);
-            let free = rbuf.capacity() - rbuf.len();
             let n = if timeout > 0 {
                 tokio::select! {
                     r = stream.read_buf(&mut rbuf) => r?,
