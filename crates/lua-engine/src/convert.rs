@@ -39,6 +39,14 @@ fn lua_f64(v: &Value) -> Option<f64> {
     }
 }
 
+/// A one-field table `{key = value}`: how Redis tags status, error,
+/// double, map, set, big number and verbatim replies for Lua.
+pub(crate) fn tagged(lua: &Lua, key: &str, value: impl mlua::IntoLua) -> mlua::Result<Value> {
+    let t = lua.create_table_with_capacity(0, 1)?;
+    t.raw_set(key, value)?;
+    Ok(Value::Table(t))
+}
+
 /// Converts a command reply to the Lua value `redis.call` returns.
 pub fn frame_to_lua(lua: &Lua, f: &Frame) -> mlua::Result<Value> {
     Ok(match f {
@@ -46,16 +54,8 @@ pub fn frame_to_lua(lua: &Lua, f: &Frame) -> mlua::Result<Value> {
         Frame::Bulk(b) => Value::String(lua.create_string(b)?),
         Frame::Null => Value::Nil,
         Frame::NullArray => Value::Boolean(false),
-        Frame::Simple(s) => {
-            let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("ok", lua.create_string(s)?)?;
-            Value::Table(t)
-        }
-        Frame::Error(e) => {
-            let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("err", lua.create_string(e)?)?;
-            Value::Table(t)
-        }
+        Frame::Simple(s) => tagged(lua, "ok", lua.create_string(s)?)?,
+        Frame::Error(e) => tagged(lua, "err", lua.create_string(e)?)?,
         Frame::Array(items) | Frame::Push(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, it) in items.iter().enumerate() {
@@ -68,37 +68,23 @@ pub fn frame_to_lua(lua: &Lua, f: &Frame) -> mlua::Result<Value> {
             for (k, v) in pairs {
                 m.raw_set(frame_to_lua(lua, k)?, frame_to_lua(lua, v)?)?;
             }
-            let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("map", m)?;
-            Value::Table(t)
+            tagged(lua, "map", m)?
         }
         Frame::Set(items) => {
             let s = lua.create_table()?;
             for k in items {
                 s.raw_set(frame_to_lua(lua, k)?, true)?;
             }
-            let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("set", s)?;
-            Value::Table(t)
+            tagged(lua, "set", s)?
         }
-        Frame::Double(d) => {
-            let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("double", *d)?;
-            Value::Table(t)
-        }
+        Frame::Double(d) => tagged(lua, "double", *d)?,
         Frame::Boolean(b) => Value::Boolean(*b),
-        Frame::BigNumber(s) => {
-            let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("big_number", lua.create_string(s)?)?;
-            Value::Table(t)
-        }
+        Frame::BigNumber(s) => tagged(lua, "big_number", lua.create_string(s)?)?,
         Frame::Verbatim { format, text } => {
             let v = lua.create_table()?;
             v.raw_set("format", lua.create_string(format)?)?;
             v.raw_set("string", lua.create_string(text)?)?;
-            let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("verbatim_string", v)?;
-            Value::Table(t)
+            tagged(lua, "verbatim_string", v)?
         }
         Frame::Attribute { data, .. } => frame_to_lua(lua, data)?,
     })
@@ -172,9 +158,7 @@ fn resp_fast(
         Protocol::Resp3 => Value::Nil,
     };
     let pair = |key: &str, text: &[u8], next: usize| -> mlua::Result<(Value, usize)> {
-        let t = lua.create_table_with_capacity(0, 1)?;
-        t.raw_set(key, lua.create_string(text)?)?;
-        Ok((Value::Table(t), next))
+        Ok((tagged(lua, key, lua.create_string(text)?)?, next))
     };
     let (line, next) = resp_line(buf, at + 1)?;
     Some(match *buf.get(at)? {

@@ -120,12 +120,13 @@ pub fn abort_message(a: Abort, is_function: bool) -> &'static str {
     }
 }
 
-/// Notes a kill or a passed deadline as the pending abort; returns it.
-fn check_stop(ctx: &mut RunCtx) -> Option<Abort> {
+/// Notes a kill (or, when `read_clock`, a passed deadline) as the pending
+/// abort; returns the pending abort.
+fn check_stop(ctx: &mut RunCtx, read_clock: bool) -> Option<Abort> {
     if ctx.abort.is_none() {
         if ctx.kill.load(Ordering::Acquire) {
             ctx.abort = Some(Abort::Killed);
-        } else if let Some((at, abort)) = ctx.deadline {
+        } else if let (true, Some((at, abort))) = (read_clock, ctx.deadline) {
             if Instant::now() >= at {
                 ctx.abort = Some(abort);
             }
@@ -138,7 +139,7 @@ fn pending_abort() -> Option<(Abort, bool)> {
     RUN.with(|r| {
         let mut r = r.borrow_mut();
         let ctx = r.as_mut()?;
-        check_stop(ctx).map(|a| (a, ctx.is_function))
+        check_stop(ctx, true).map(|a| (a, ctx.is_function))
     })
 }
 
@@ -154,13 +155,8 @@ fn noted_abort() -> Option<(Abort, bool)> {
         let mut r = r.borrow_mut();
         let ctx = r.as_mut()?;
         ctx.calls_made = ctx.calls_made.wrapping_add(1);
-        if ctx.calls_made.is_multiple_of(CALLS_PER_CLOCK) {
-            return check_stop(ctx).map(|a| (a, ctx.is_function));
-        }
-        if ctx.abort.is_none() && ctx.kill.load(Ordering::Acquire) {
-            ctx.abort = Some(Abort::Killed);
-        }
-        ctx.abort.map(|a| (a, ctx.is_function))
+        let read_clock = ctx.calls_made.is_multiple_of(CALLS_PER_CLOCK);
+        check_stop(ctx, read_clock).map(|a| (a, ctx.is_function))
     })
 }
 
@@ -388,9 +384,7 @@ fn rawcall(lua: &Lua, (protected, args): (bool, MultiValue)) -> mlua::Result<(Va
 
 /// `{err = msg}`.
 fn error_table(lua: &Lua, msg: &[u8]) -> mlua::Result<Value> {
-    let t = lua.create_table_with_capacity(0, 1)?;
-    t.raw_set("err", lua.create_string(msg)?)?;
-    Ok(Value::Table(t))
+    convert::tagged(lua, "err", lua.create_string(msg)?)
 }
 
 /// Notes the line of the script whose `redis.call` raises an error.
