@@ -224,6 +224,7 @@ fn remove_below_races_with_writers_and_readers() {
     let seq = AtomicU64::new(1);
     let limit = AtomicU64::new(0);
     let done = std::sync::atomic::AtomicBool::new(false);
+    let writers_done = std::sync::atomic::AtomicBool::new(false);
     let last: Vec<AtomicU64> = (0..KEYS).map(|_| AtomicU64::new(0)).collect();
     let freed = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -268,19 +269,30 @@ fn remove_below_races_with_writers_and_readers() {
             });
         }
         let (index, seq, limit, freed) = (&index, &seq, &limit, &freed);
+        let writers_done = &writers_done;
         let sweeper = s.spawn(move || {
-            for _ in 0..100 {
+            // At least 100 sweeps, and sweeping until the writers are done,
+            // the last one after every write: on a loaded machine the
+            // sweeper may otherwise finish before the writers got going.
+            let mut sweeps = 0;
+            loop {
+                let finished = writers_done.load(Ordering::SeqCst);
                 // Trail the writers: free what is older than ~1,000 writes.
                 let l = (seq.load(Ordering::SeqCst).saturating_sub(1_000)) << 16;
                 limit.store(l, Ordering::SeqCst);
                 let guard = crossbeam_epoch::pin();
                 freed.fetch_add(index.remove_below(&guard, l), Ordering::Relaxed);
+                sweeps += 1;
+                if finished && sweeps >= 100 {
+                    break;
+                }
                 std::thread::yield_now();
             }
         });
         for w in writers {
             w.join().unwrap();
         }
+        writers_done.store(true, Ordering::SeqCst);
         sweeper.join().unwrap();
         done.store(true, Ordering::Relaxed);
     });
