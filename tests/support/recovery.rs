@@ -326,9 +326,10 @@ fn verify(c: &mut redis::Connection, id: usize, log: &ClientLog, report: &mut Re
     }
 }
 
-/// Appends a damaged command to the newest incremental AOF file: a torn
-/// one (a crash mid-write), or a complete one with a flipped bit in a
-/// length (corruption). Returns false when there is no AOF file.
+/// Writes a damaged command at the end of the data of the newest
+/// incremental AOF file: a torn one (a crash mid-write), or a complete one
+/// with a flipped bit in a length (corruption). Returns false when there is
+/// no AOF file.
 fn damage_aof_tail(dir: &std::path::Path, flipped: bool) -> bool {
     let Ok(entries) = std::fs::read_dir(dir.join("appendonlydir")) else {
         return false;
@@ -356,11 +357,18 @@ fn damage_aof_tail(dir: &std::path::Path, flipped: bool) -> bool {
     } else {
         tail.truncate(tail.len() - 6);
     }
-    use std::io::Write as _;
+    // At the end of the data: under `appendfsync always` the file of a
+    // killed server ends in preallocated zeros, and a crash mid-write leaves
+    // the torn bytes where the data ends, not after the zeros.
+    use std::os::unix::fs::FileExt as _;
+    let Ok(bytes) = std::fs::read(&last) else {
+        return false;
+    };
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     std::fs::OpenOptions::new()
-        .append(true)
+        .write(true)
         .open(&last)
-        .and_then(|mut f| f.write_all(&tail))
+        .and_then(|f| f.write_all_at(&tail, end as u64))
         .is_ok()
 }
 

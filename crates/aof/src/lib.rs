@@ -52,6 +52,21 @@
 //! ([`AofError::Misconf`]); nothing is retried, and no unsynced write is ever
 //! acknowledged under `always`.
 //!
+//! # Preallocation (`always`)
+//! Under `always` the writer writes at its own offset into zeroed space it
+//! wrote 1 MiB ahead of the data: `fdatasync` of a file that does not grow
+//! needs no journal commit for its size (on the 2-core VM: 170–220 µs per
+//! small write+fdatasync, against 305–380 µs appending; decision 011). The
+//! zeros are cut when the file is rotated away or closed, so files at rest
+//! are plain RESP; a killed server leaves them, and the next open cuts them
+//! (reading stops at the last non-zero byte). A batch larger than 1 MiB is
+//! written and fsynced in 1 MiB pieces, so that after a power loss only the
+//! last MiB of data can hold holes of zeros: in a file that ends in zeros,
+//! bad bytes within 1 MiB of the end of the data are cut as a torn write;
+//! further back they are corruption, as in any file. If the disk has no room
+//! for the zeros, the writer appends without them. `everysec` and `no` write
+//! plainly (nothing waits for their fsyncs).
+//!
 //! # Checkpoints
 //! 1. At the checkpoint's cut (writers held off by the server's gate), call
 //!    [`Aof::rotate`]: it only enqueues, so everything submitted before the
@@ -233,6 +248,13 @@ impl Aof {
         }
         let end = AofReader::scan_last(&cfg, last.seq, path.clone())?;
         let file = open_incr(&cfg, &path).map_err(|e| AofError::io("opening", &path, e))?;
+        // Positional writes (and preallocation) need a regular file opened
+        // by `open_incr` itself; a test hook's file is written as a stream.
+        let positional = cfg.open_hook.is_none()
+            && file
+                .metadata()
+                .map_err(|e| AofError::io("reading metadata of", &path, e))?
+                .is_file();
 
         let shared = Arc::new(Shared::default());
         let mut live = 0;
@@ -262,6 +284,9 @@ impl Aof {
             dirty: false,
             last_fsync: Instant::now(),
             failed: None,
+            positional,
+            prealloc: positional && cfg.fsync == FsyncPolicy::Always,
+            alloc_end: end.offset,
         };
         let thread = std::thread::Builder::new()
             .name("aof-writer".into())

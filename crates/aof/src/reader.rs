@@ -3,12 +3,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::manifest::Manifest;
 use crate::parse::parse_command;
+use crate::writer::TORN_WINDOW;
 use crate::{AofConfig, AofError, AofPosition};
 
 /// Bytes read from a file at a time (at least; more for big commands).
@@ -73,6 +75,27 @@ struct Cursor {
     offset: u64,
     eof: bool,
     last: bool,
+    /// Where the data ends: after the last non-zero byte. Zeros after it
+    /// are space the writer preallocated (`appendfsync always`).
+    limit: u64,
+    /// The file is longer than `limit` (it ends in zeroed space).
+    zero_tail: bool,
+}
+
+/// The offset after the last non-zero byte of `file` (of `len` bytes).
+fn data_end(file: &File, len: u64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(READ_CHUNK as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// Iterates over the records after a position, in file order.
@@ -82,6 +105,12 @@ struct Cursor {
 /// the last complete command are a strict prefix of a command, or an open
 /// `MULTI` block with no `EXEC`) is cut off the file with a warning and ends
 /// the iteration normally.
+///
+/// Trailing zeros are preallocated space (`appendfsync always`): reading
+/// stops at the last non-zero byte, and the last file is cut there. In such
+/// a file, after a power loss the last unsynced write may have holes of
+/// zeros; bad bytes within `TORN_WINDOW` (1 MiB, the most the writer leaves
+/// unsynced) of the end of the data are that torn write, not corruption.
 pub struct AofReader {
     max_bulk_len: usize,
     truncate_corrupt_tail: bool,
@@ -233,12 +262,14 @@ impl AofReader {
         self.done = true;
         let cur = self.cur.as_ref()?;
         let path = cur.path.clone();
+        let limit = cur.limit;
         let res = (|| {
             let f = OpenOptions::new().write(true).open(&path)?;
             let len = f.metadata()?.len();
             f.set_len(cut)?;
             f.sync_all()?;
-            Ok::<u64, std::io::Error>(len.saturating_sub(cut))
+            // Preallocated zeros after the data are not counted as cut.
+            Ok::<u64, std::io::Error>(len.min(limit).saturating_sub(cut))
         })();
         match res {
             Ok(cut_bytes) => {
@@ -303,6 +334,11 @@ impl AofReader {
         };
         self.next_file += 1;
         let file = File::open(&path).map_err(|e| AofError::io("opening", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| AofError::io("reading metadata of", &path, e))?
+            .len();
+        let limit = data_end(&file, len).map_err(|e| AofError::io("reading", &path, e))?;
         self.db = 0;
         self.cur = Some(Cursor {
             file,
@@ -312,6 +348,8 @@ impl AofReader {
             offset: 0,
             eof: false,
             last,
+            limit,
+            zero_tail: limit < len,
         });
         Ok(true)
     }
@@ -360,7 +398,13 @@ impl Iterator for AofReader {
                 }
                 Ok(None) if !cur.eof => {
                     let old = cur.buf.len();
-                    cur.buf.resize(old + READ_CHUNK.max(old), 0);
+                    let left = cur.limit - (cur.offset + old as u64);
+                    if left == 0 {
+                        cur.eof = true;
+                        continue;
+                    }
+                    cur.buf
+                        .resize(old + READ_CHUNK.max(old).min(left as usize), 0);
                     match cur.file.read(&mut cur.buf[old..]) {
                         Ok(n) => {
                             cur.buf.truncate(old + n);
@@ -377,6 +421,23 @@ impl Iterator for AofReader {
                 }
                 Ok(None) => {
                     if cur.buf.is_empty() && self.multi.is_none() {
+                        if cur.last && cur.zero_tail {
+                            // Preallocated space after the data: cut it
+                            // (the writer preallocates again as it goes).
+                            tracing::info!(
+                                file = %cur.path.display(),
+                                offset = cur.offset,
+                                "cutting the AOF's preallocated space"
+                            );
+                            let trimmed = OpenOptions::new()
+                                .write(true)
+                                .open(&cur.path)
+                                .and_then(|f| f.set_len(cur.offset).and_then(|()| f.sync_all()));
+                            if let Err(e) = trimmed {
+                                let path = cur.path.clone();
+                                return self.fail(AofError::io("truncating", path, e));
+                            }
+                        }
                         self.progress.files_done += 1;
                         self.end = AofPosition::new(cur.seq, cur.offset);
                         self.cur = None;
@@ -399,6 +460,15 @@ impl Iterator for AofReader {
                 }
                 Err(fe) => {
                     let offset = cur.offset + fe.offset as u64;
+                    if cur.last && cur.zero_tail && cur.limit - offset <= TORN_WINDOW as u64 {
+                        let cut = self.cut_point();
+                        let cur = self.cur.as_ref()?;
+                        tracing::warn!(
+                            file = %cur.path.display(), offset, cut, reason = %fe.reason,
+                            "AOF ends with a torn write in its preallocated space: truncating it"
+                        );
+                        return self.truncate(cut);
+                    }
                     return self.corrupt(offset, fe.reason);
                 }
             }
