@@ -282,6 +282,12 @@ impl Connection {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         // The last read filled the read buffer's free space.
         let mut read_filled = false;
+        // One kill wait for the connection's life, polled only when a read
+        // has to wait (`biased`): a new `Notified` per read registered and
+        // removed itself under the `Notify`'s lock every request.
+        let handle = self.state.handle.clone();
+        let kill = handle.kill.notified();
+        tokio::pin!(kill);
         loop {
             // Two-tier: while migration to the cold tier is far behind, wait a little
             // before each batch (at most 200 ms) so the hot tier stays near its budget.
@@ -383,8 +389,9 @@ impl Connection {
             let timeout = self.shared.hot.timeout.load(Ordering::Relaxed);
             let n = if timeout > 0 {
                 tokio::select! {
+                    biased;
                     r = stream.read_buf(&mut rbuf) => r?,
-                    _ = self.state.handle.kill.notified() => return Ok(()),
+                    _ = &mut kill => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_secs(timeout)) => {
                         tracing::debug!("closing idle client {}", self.state.handle.addr);
                         return Ok(());
@@ -392,8 +399,9 @@ impl Connection {
                 }
             } else {
                 tokio::select! {
+                    biased;
                     r = stream.read_buf(&mut rbuf) => r?,
-                    _ = self.state.handle.kill.notified() => return Ok(()),
+                    _ = &mut kill => return Ok(()),
                 }
             };
             if n == 0 {
