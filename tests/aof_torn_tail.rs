@@ -24,6 +24,13 @@ fn last_incr(dir: &Path) -> PathBuf {
     v.pop().expect("an incremental AOF file")
 }
 
+/// Length of the data of an AOF file: up to its last non-zero byte (a
+/// killed server's file ends in the zeros it preallocated under
+/// `appendfsync always`).
+fn data_len(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
+}
+
 fn info_field(c: &mut Raw, field: &str) -> String {
     let text = c.call(&["INFO", "persistence"]).text();
     text.lines()
@@ -78,8 +85,8 @@ fn startup_failure(dir: &Path, extra: &[&str]) -> String {
 fn torn_tail_is_cut_and_the_prefix_loads() {
     let dir = ten_keys_then_kill();
     let f = last_incr(dir.path());
-    let len = std::fs::metadata(&f).unwrap().len();
-    // Cut the last command (SET k9 value) in its middle.
+    let len = data_len(&std::fs::read(&f).unwrap()) as u64;
+    // Cut the last command (SET k9 value) in its middle (and the zeros).
     let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
     file.set_len(len - 7).unwrap();
     drop(file);
@@ -152,11 +159,8 @@ fn corruption_in_an_earlier_file_fails_even_with_aof_load_truncated() {
     let dir = s.into_dir();
     // A flipped structural byte in the first (not the last) file.
     let mut bytes = std::fs::read(&first).unwrap();
-    let off = bytes.len() / 2
-        + bytes[bytes.len() / 2..]
-            .iter()
-            .position(|&b| b == b'*')
-            .unwrap();
+    let half = data_len(&bytes) / 2;
+    let off = half + bytes[half..].iter().position(|&b| b == b'*').unwrap();
     bytes[off] = b'X';
     std::fs::write(&first, &bytes).unwrap();
     let err = startup_failure(dir.path(), &["--aof-load-truncated", "yes"]);

@@ -61,9 +61,10 @@
 //! are plain RESP; a killed server leaves them, and the next open cuts them
 //! (reading stops at the last non-zero byte). A batch larger than 1 MiB is
 //! written and fsynced in 1 MiB pieces, so that after a power loss only the
-//! last MiB of data can hold holes of zeros: in a file that ends in zeros,
-//! bad bytes within 1 MiB of the end of the data are cut as a torn write;
-//! further back they are corruption, as in any file. If the disk has no room
+//! last MiB of data can hold holes of zeros: in a file that ends in zeros, a
+//! zero byte where the format needs another, within 1 MiB of the end of the
+//! data, is cut as a torn write. Any other bad byte (a flipped one), or one
+//! further back, is corruption, as in any file. If the disk has no room
 //! for the zeros, the writer appends without them. `everysec` and `no` write
 //! plainly (nothing waits for their fsyncs).
 //!

@@ -109,8 +109,9 @@ fn data_end(file: &File, len: u64) -> std::io::Result<u64> {
 /// Trailing zeros are preallocated space (`appendfsync always`): reading
 /// stops at the last non-zero byte, and the last file is cut there. In such
 /// a file, after a power loss the last unsynced write may have holes of
-/// zeros; bad bytes within `TORN_WINDOW` (1 MiB, the most the writer leaves
-/// unsynced) of the end of the data are that torn write, not corruption.
+/// zeros: a zero where the format needs another byte, within `TORN_WINDOW`
+/// (1 MiB, the most the writer leaves unsynced) of the end of the data, is
+/// that torn write and is cut; any other bad byte is corruption.
 pub struct AofReader {
     max_bulk_len: usize,
     truncate_corrupt_tail: bool,
@@ -460,7 +461,12 @@ impl Iterator for AofReader {
                 }
                 Err(fe) => {
                     let offset = cur.offset + fe.offset as u64;
-                    if cur.last && cur.zero_tail && cur.limit - offset <= TORN_WINDOW as u64 {
+                    // A power loss tears a write by leaving sectors
+                    // unwritten: the first bad byte is a zero. A flipped
+                    // byte is not, and stays corruption wherever it is.
+                    let hole = cur.buf.get(fe.offset) == Some(&0);
+                    if hole && cur.last && cur.zero_tail && cur.limit - offset <= TORN_WINDOW as u64
+                    {
                         let cut = self.cut_point();
                         let cur = self.cur.as_ref()?;
                         tracing::warn!(

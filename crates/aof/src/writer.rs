@@ -116,8 +116,9 @@ pub(crate) const PREALLOC_CHUNK: u64 = 1024 * 1024;
 /// Under `always` with preallocation, the most the writer has written and
 /// not yet fsynced (a larger batch is written and fsynced in pieces). After
 /// a power loss, only that span can hold holes of zeros, so the loader
-/// treats damage within this distance of the last non-zero byte of a file
-/// with a zeroed tail as a torn write (see [`crate::reader`]).
+/// treats a zero byte where the format needs another, within this distance
+/// of the last non-zero byte of a file with a zeroed tail, as a torn write
+/// (see [`crate::reader`]).
 pub(crate) const TORN_WINDOW: usize = 1024 * 1024;
 
 /// Zeros for extending the file.

@@ -224,3 +224,35 @@ fn corruption_more_than_a_torn_write_before_the_end_is_an_error() {
         other => panic!("expected corruption at offset 0, got {other:?}"),
     }
 }
+
+/// A flipped byte is not a hole: even in the last MiB of a file that ends
+/// in zeros, it is corruption (acknowledged writes follow it).
+#[test]
+fn a_flipped_byte_near_the_end_is_still_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let cfg = cfg(dir.path(), FsyncPolicy::Always);
+    let aof = written(&cfg, 10);
+    let copy = snapshot(&cfg, crashed.path());
+    aof.close().unwrap();
+    let file = incr_path(&copy, 1);
+    let bytes = fs::read(&file).unwrap();
+    assert!(
+        bytes.len() > data_len(&bytes),
+        "the crash copy ends in zeros"
+    );
+    // The `*` of the 5th SET becomes `X`.
+    let at = bytes
+        .windows(8)
+        .enumerate()
+        .filter(|(_, w)| w == b"*3\r\n$3\r\n")
+        .map(|(i, _)| i)
+        .nth(4)
+        .unwrap();
+    let f = fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.write_all_at(b"X", at as u64).unwrap();
+    match load(&copy, None) {
+        Err(AofError::Corrupt { offset, .. }) => assert_eq!(offset, at as u64),
+        other => panic!("expected corruption at offset {at}, got {other:?}"),
+    }
+}
