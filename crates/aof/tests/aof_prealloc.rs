@@ -42,6 +42,20 @@ fn written(cfg: &AofConfig, n: usize) -> Aof {
     aof
 }
 
+/// What a crash of an `always` AOF after `n` acknowledged SETs leaves: the
+/// copy's directory (keep it alive), its config and its incremental file.
+/// The original is closed.
+fn crashed_after(n: usize) -> (tempfile::TempDir, AofConfig, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let cfg = cfg(dir.path(), FsyncPolicy::Always);
+    let aof = written(&cfg, n);
+    let copy = snapshot(&cfg, crashed.path());
+    aof.close().unwrap();
+    let file = incr_path(&copy, 1);
+    (crashed, copy, file)
+}
+
 /// Size of the data of the file: up to its last non-zero byte.
 fn data_len(bytes: &[u8]) -> usize {
     bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
@@ -108,13 +122,7 @@ fn rotation_cuts_the_old_files_zeros() {
 
 #[test]
 fn a_crash_leaves_zeros_that_the_next_open_cuts_and_writes_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let crashed = tempfile::tempdir().unwrap();
-    let cfg = cfg(dir.path(), FsyncPolicy::Always);
-    let aof = written(&cfg, 20);
-    let copy = snapshot(&cfg, crashed.path());
-    aof.close().unwrap();
-    let file = incr_path(&copy, 1);
+    let (_crashed, copy, file) = crashed_after(20);
     let before = fs::read(&file).unwrap();
     assert!(
         before.len() > data_len(&before),
@@ -143,13 +151,7 @@ fn a_crash_leaves_zeros_that_the_next_open_cuts_and_writes_over() {
 
 #[test]
 fn a_torn_write_into_the_zeros_is_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let crashed = tempfile::tempdir().unwrap();
-    let cfg = cfg(dir.path(), FsyncPolicy::Always);
-    let aof = written(&cfg, 10);
-    let copy = snapshot(&cfg, crashed.path());
-    aof.close().unwrap();
-    let file = incr_path(&copy, 1);
+    let (_crashed, copy, file) = crashed_after(10);
     let bytes = fs::read(&file).unwrap();
     let end = data_len(&bytes) as u64;
     let f = fs::OpenOptions::new().write(true).open(&file).unwrap();
@@ -168,13 +170,7 @@ fn a_torn_write_into_the_zeros_is_cut() {
 /// read back as zeros, with written ones after them.
 #[test]
 fn holes_in_the_last_write_are_a_torn_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let crashed = tempfile::tempdir().unwrap();
-    let cfg = cfg(dir.path(), FsyncPolicy::Always);
-    let aof = written(&cfg, 10);
-    let copy = snapshot(&cfg, crashed.path());
-    aof.close().unwrap();
-    let file = incr_path(&copy, 1);
+    let (_crashed, copy, file) = crashed_after(10);
     let end = data_len(&fs::read(&file).unwrap()) as u64;
     let f = fs::OpenOptions::new().write(true).open(&file).unwrap();
     // The first 512 bytes of the lost write are a hole; after it, some of
@@ -229,13 +225,7 @@ fn corruption_more_than_a_torn_write_before_the_end_is_an_error() {
 /// in zeros, it is corruption (acknowledged writes follow it).
 #[test]
 fn a_flipped_byte_near_the_end_is_still_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let crashed = tempfile::tempdir().unwrap();
-    let cfg = cfg(dir.path(), FsyncPolicy::Always);
-    let aof = written(&cfg, 10);
-    let copy = snapshot(&cfg, crashed.path());
-    aof.close().unwrap();
-    let file = incr_path(&copy, 1);
+    let (_crashed, copy, file) = crashed_after(10);
     let bytes = fs::read(&file).unwrap();
     assert!(
         bytes.len() > data_len(&bytes),
