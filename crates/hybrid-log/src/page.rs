@@ -39,6 +39,11 @@ impl std::fmt::Debug for Frames {
 impl Frames {
     pub fn new(page_size: usize, num_frames: usize) -> io::Result<Frames> {
         let mut map = MmapMut::map_anon(page_size * num_frames)?;
+        // Reads and in-place updates hit random records: with 4 KiB pages most of them
+        // also miss the TLB (the index's bucket array does the same). Best effort: without
+        // transparent huge pages the advice is refused and nothing changes.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
         let base = map.as_mut_ptr();
         Ok(Frames {
             _map: map,
