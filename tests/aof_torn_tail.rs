@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kvd_suite::{free_port, kvd_binary, KvdServer};
+use kvd_suite::{aof_data_len, free_port, kvd_binary, KvdServer};
 use util::*;
 
 const AOF: &[&str] = kvd_suite::AOF_ALWAYS;
@@ -22,13 +22,6 @@ fn last_incr(dir: &Path) -> PathBuf {
         .collect();
     v.sort();
     v.pop().expect("an incremental AOF file")
-}
-
-/// Length of the data of an AOF file: up to its last non-zero byte (a
-/// killed server's file ends in the zeros it preallocated under
-/// `appendfsync always`).
-fn data_len(bytes: &[u8]) -> usize {
-    bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
 }
 
 fn info_field(c: &mut Raw, field: &str) -> String {
@@ -85,7 +78,7 @@ fn startup_failure(dir: &Path, extra: &[&str]) -> String {
 fn torn_tail_is_cut_and_the_prefix_loads() {
     let dir = ten_keys_then_kill();
     let f = last_incr(dir.path());
-    let len = data_len(&std::fs::read(&f).unwrap()) as u64;
+    let len = aof_data_len(&std::fs::read(&f).unwrap()) as u64;
     // Cut the last command (SET k9 value) in its middle (and the zeros).
     let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
     file.set_len(len - 7).unwrap();
@@ -159,7 +152,7 @@ fn corruption_in_an_earlier_file_fails_even_with_aof_load_truncated() {
     let dir = s.into_dir();
     // A flipped structural byte in the first (not the last) file.
     let mut bytes = std::fs::read(&first).unwrap();
-    let half = data_len(&bytes) / 2;
+    let half = aof_data_len(&bytes) / 2;
     let off = half + bytes[half..].iter().position(|&b| b == b'*').unwrap();
     bytes[off] = b'X';
     std::fs::write(&first, &bytes).unwrap();

@@ -7,6 +7,13 @@
 
 pub mod recovery;
 
+/// Length of an AOF file's data: up to its last non-zero byte (a killed
+/// server's file ends in the zeros it preallocated under `appendfsync
+/// always`).
+pub fn aof_data_len(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
+}
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

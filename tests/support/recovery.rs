@@ -364,7 +364,7 @@ fn damage_aof_tail(dir: &std::path::Path, flipped: bool) -> bool {
     let Ok(bytes) = std::fs::read(&last) else {
         return false;
     };
-    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let end = crate::aof_data_len(&bytes);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&last)

@@ -286,7 +286,7 @@ impl Aof {
             last_fsync: Instant::now(),
             failed: None,
             positional,
-            prealloc: positional && cfg.fsync == FsyncPolicy::Always,
+            prealloc: writer::preallocates(positional, &cfg),
             alloc_end: end.offset,
         };
         let thread = std::thread::Builder::new()

@@ -82,6 +82,16 @@ struct Cursor {
     zero_tail: bool,
 }
 
+/// Cuts the file at `path` to `len` bytes and syncs it; returns its length
+/// before.
+fn cut_file(path: &std::path::Path, len: u64) -> std::io::Result<u64> {
+    let f = OpenOptions::new().write(true).open(path)?;
+    let before = f.metadata()?.len();
+    f.set_len(len)?;
+    f.sync_all()?;
+    Ok(before)
+}
+
 /// The offset after the last non-zero byte of `file` (of `len` bytes).
 fn data_end(file: &File, len: u64) -> std::io::Result<u64> {
     let mut buf = vec![0u8; READ_CHUNK];
@@ -263,15 +273,9 @@ impl AofReader {
         self.done = true;
         let cur = self.cur.as_ref()?;
         let path = cur.path.clone();
+        // Preallocated zeros after the data are not counted as cut.
         let limit = cur.limit;
-        let res = (|| {
-            let f = OpenOptions::new().write(true).open(&path)?;
-            let len = f.metadata()?.len();
-            f.set_len(cut)?;
-            f.sync_all()?;
-            // Preallocated zeros after the data are not counted as cut.
-            Ok::<u64, std::io::Error>(len.min(limit).saturating_sub(cut))
-        })();
+        let res = cut_file(&path, cut).map(|len| len.min(limit).saturating_sub(cut));
         match res {
             Ok(cut_bytes) => {
                 self.progress.truncated_bytes += cut_bytes;
@@ -430,11 +434,7 @@ impl Iterator for AofReader {
                                 offset = cur.offset,
                                 "cutting the AOF's preallocated space"
                             );
-                            let trimmed = OpenOptions::new()
-                                .write(true)
-                                .open(&cur.path)
-                                .and_then(|f| f.set_len(cur.offset).and_then(|()| f.sync_all()));
-                            if let Err(e) = trimmed {
+                            if let Err(e) = cut_file(&cur.path, cur.offset) {
                                 let path = cur.path.clone();
                                 return self.fail(AofError::io("truncating", path, e));
                             }

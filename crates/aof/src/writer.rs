@@ -121,6 +121,12 @@ pub(crate) const PREALLOC_CHUNK: u64 = 1024 * 1024;
 /// (see [`crate::reader`]).
 pub(crate) const TORN_WINDOW: usize = 1024 * 1024;
 
+/// Whether a file the writer opened gets preallocated space: under
+/// `always`, on a regular file written at its own offset.
+pub(crate) fn preallocates(positional: bool, cfg: &AofConfig) -> bool {
+    positional && cfg.fsync == FsyncPolicy::Always
+}
+
 /// Zeros for extending the file.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -361,12 +367,6 @@ impl Writer {
     /// Writes a batch at the end of the data; under `always`, fsyncs it
     /// (in pieces of at most [`TORN_WINDOW`] bytes when preallocating).
     fn write_data(&mut self, buf: &[u8]) -> Result<(), AofError> {
-        if !self.positional {
-            return match self.file.write_all(buf) {
-                Ok(()) => self.wrote(buf.len(), true),
-                Err(e) => Err(self.write_failed(&e)),
-            };
-        }
         self.preallocate(buf.len() as u64);
         let piece = if self.prealloc {
             TORN_WINDOW
@@ -374,7 +374,12 @@ impl Writer {
             buf.len().max(1)
         };
         for (i, part) in buf.chunks(piece).enumerate() {
-            if let Err(e) = self.file.write_all_at(part, self.len) {
+            let r = if self.positional {
+                self.file.write_all_at(part, self.len)
+            } else {
+                self.file.write_all(part)
+            };
+            if let Err(e) = r {
                 return Err(self.write_failed(&e));
             }
             self.wrote(part.len(), i == 0)?;
@@ -476,7 +481,7 @@ impl Writer {
         self.seq = seq;
         self.len = 0;
         self.alloc_end = 0;
-        self.prealloc = self.positional && self.cfg.fsync == FsyncPolicy::Always;
+        self.prealloc = preallocates(self.positional, &self.cfg);
         self.db = None;
         tracing::info!(seq, "AOF rotated to a new incremental file");
         Ok(AofPosition::new(seq, 0))

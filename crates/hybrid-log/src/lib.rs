@@ -48,9 +48,10 @@
 //! `[read_only, tail)` is mutable in memory (updates in place), `[head, read_only)` is
 //! read-only in memory (updates copy to the tail), `[begin, head)` is only on disk. In-memory
 //! pages live in a circular buffer of `memory_budget >> page_bits` frames (one anonymous
-//! mapping, advised `MADV_HUGEPAGE` on Linux). The tail is one atomic word (page, offset) advanced with `fetch_add`; the thread
-//! whose allocation crosses the page end marks the rest of the page unused, opens the next page
-//! (waiting for its frame if needed) and republishes the tail. Record layout: see
+//! mapping, advised `MADV_HUGEPAGE` on Linux). The tail is one atomic word (page, offset)
+//! advanced with `fetch_add`; the thread whose allocation crosses the page end marks the rest
+//! of the page unused, opens the next page (waiting for its frame if needed) and republishes
+//! the tail. Record layout: see
 //! [`record`] and `docs/decisions/001-record-layout.md`.
 //!
 //! # Epochs, flushing and reclamation
