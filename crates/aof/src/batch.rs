@@ -1,9 +1,13 @@
 //! What submitters hand to the writer: pre-encoded RESP, and the ticket that
 //! tells them when it is written (or synced).
 
+use std::fmt;
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use resp_codec::encode;
 
+use crate::writer::Shared;
 use crate::AofError;
 
 /// Commands to append together, encoded as RESP on the submitter's thread.
@@ -20,6 +24,19 @@ pub struct Batch {
     /// Database after the last command.
     pub(crate) last_db: u32,
     pub(crate) commands: u64,
+    /// A `MULTI … EXEC` block is open ([`Batch::begin_multi`]).
+    multi: Multi,
+}
+
+/// State of an open `MULTI … EXEC` block.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Multi {
+    #[default]
+    Off,
+    /// Begun, `MULTI` not written yet (an empty block writes nothing).
+    Open,
+    /// `MULTI` written.
+    Started,
 }
 
 impl Batch {
@@ -41,9 +58,38 @@ impl Batch {
             "aof: pass the database with each command and use Batch::multi; \
              SELECT/MULTI/EXEC are written by the AOF itself"
         );
+        if self.multi == Multi::Open {
+            self.select(db);
+            encode_args(&mut self.buf, &[b"MULTI"]);
+            self.multi = Multi::Started;
+        }
         self.select(db);
         encode_args(&mut self.buf, args);
         self.commands += 1;
+        self
+    }
+
+    /// Opens a `MULTI … EXEC` block: the commands added until
+    /// [`Batch::end_multi`] go inside it, encoded as they come (a script's
+    /// or a transaction's effects). `MULTI` is written with the first of
+    /// them, so a block without commands writes nothing. `SELECT`s go
+    /// inside the block, as in Redis.
+    ///
+    /// # Panics
+    /// If a block is already open.
+    pub fn begin_multi(&mut self) -> &mut Self {
+        assert_eq!(self.multi, Multi::Off, "aof: MULTI blocks do not nest");
+        self.multi = Multi::Open;
+        self
+    }
+
+    /// Closes the block opened by [`Batch::begin_multi`] (`EXEC`, if it
+    /// has commands). Does nothing if no block is open.
+    pub fn end_multi(&mut self) -> &mut Self {
+        if self.multi == Multi::Started {
+            encode_args(&mut self.buf, &[b"EXEC"]);
+        }
+        self.multi = Multi::Off;
         self
     }
 
@@ -54,20 +100,25 @@ impl Batch {
     /// # Panics
     /// If a command is empty.
     pub fn multi<C: AsRef<[A]>, A: AsRef<[u8]>>(&mut self, cmds: &[(u32, C)]) -> &mut Self {
-        let Some((first_db, _)) = cmds.first() else {
-            return self;
-        };
-        self.select(*first_db);
-        encode_args(&mut self.buf, &[b"MULTI"]);
+        self.begin_multi();
         for (db, args) in cmds {
-            let args = args.as_ref();
-            assert!(!args.is_empty(), "aof: a command needs at least its name");
-            self.select(*db);
-            encode_args(&mut self.buf, args);
+            self.command(*db, args.as_ref());
         }
-        encode_args(&mut self.buf, &[b"EXEC"]);
-        self.commands += cmds.len() as u64;
-        self
+        self.end_multi()
+    }
+
+    /// Empties the batch, keeping its buffer.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.first_db = None;
+        self.last_db = 0;
+        self.commands = 0;
+        self.multi = Multi::Off;
+    }
+
+    /// A `MULTI` block is open (begun and not ended).
+    pub(crate) fn multi_open(&self) -> bool {
+        self.multi != Multi::Off
     }
 
     /// True if nothing was added.
@@ -113,39 +164,87 @@ pub(crate) fn encode_select(out: &mut BytesMut, db: u32) {
 /// Await it from async code ([`Ticket::wait_async`], which never blocks the
 /// runtime thread) or block on it from a plain thread ([`Ticket::wait`]).
 /// Dropping it does not cancel the write.
-#[derive(Debug)]
 #[must_use = "a ticket tells when the entry is durable; dropping it ignores write errors"]
 pub struct Ticket<T = ()> {
-    rx: flume::Receiver<Result<T, AofError>>,
+    state: State<T>,
+}
+
+enum State<T> {
+    Ready(Result<T, AofError>),
+    /// A control request's reply.
+    Chan(flume::Receiver<Result<T, AofError>>),
+    /// A write: resolved once the stream is acknowledged up to `end`.
+    At {
+        shared: Arc<Shared>,
+        end: u64,
+        value: T,
+    },
+}
+
+impl<T> fmt::Debug for Ticket<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.state {
+            State::Ready(r) => f.debug_tuple("Ticket::Ready").field(&r.is_ok()).finish(),
+            State::Chan(_) => f.write_str("Ticket::Pending"),
+            State::At { end, .. } => f.debug_struct("Ticket::At").field("end", end).finish(),
+        }
+    }
 }
 
 impl<T> Ticket<T> {
     pub(crate) fn new(rx: flume::Receiver<Result<T, AofError>>) -> Self {
-        Self { rx }
+        Self {
+            state: State::Chan(rx),
+        }
     }
 
     pub(crate) fn ready(result: Result<T, AofError>) -> Self {
-        let (tx, rx) = flume::bounded(1);
-        let _ = tx.send(result);
-        Self { rx }
+        Self {
+            state: State::Ready(result),
+        }
+    }
+
+    pub(crate) fn at(shared: Arc<Shared>, end: u64, value: T) -> Self {
+        Self {
+            state: State::At { shared, end, value },
+        }
     }
 
     /// Blocks the calling thread until resolved. Not for async tasks.
     pub fn wait(self) -> Result<T, AofError> {
-        self.rx.recv().unwrap_or(Err(AofError::Closed))
+        match self.state {
+            State::Ready(r) => r,
+            State::Chan(rx) => rx.recv().unwrap_or(Err(AofError::Closed)),
+            State::At { shared, end, value } => shared.wait_acked(end).map(|()| value),
+        }
     }
 
     /// Waits without blocking the thread.
     pub async fn wait_async(self) -> Result<T, AofError> {
-        self.rx.recv_async().await.unwrap_or(Err(AofError::Closed))
+        match self.state {
+            State::Ready(r) => r,
+            State::Chan(rx) => rx.recv_async().await.unwrap_or(Err(AofError::Closed)),
+            State::At { shared, end, value } => {
+                std::future::poll_fn(|cx| shared.poll_acked(end, cx))
+                    .await
+                    .map(|()| value)
+            }
+        }
     }
 
     /// The result if already resolved, else the ticket back.
     pub fn try_wait(self) -> Result<Result<T, AofError>, Self> {
-        match self.rx.try_recv() {
-            Ok(r) => Ok(r),
-            Err(flume::TryRecvError::Empty) => Err(self),
-            Err(flume::TryRecvError::Disconnected) => Ok(Err(AofError::Closed)),
+        match self.state {
+            State::Ready(r) => Ok(r),
+            State::Chan(rx) => match rx.try_recv() {
+                Ok(r) => Ok(r),
+                Err(flume::TryRecvError::Empty) => Err(Self::new(rx)),
+                Err(flume::TryRecvError::Disconnected) => Ok(Err(AofError::Closed)),
+            },
+            State::At { shared, end, value } => match shared.outcome(end) {
+                Some(r) => Ok(r.map(|()| value)),
+                None => Err(Self::at(shared, end, value)),
+            },
         }
     }
 }

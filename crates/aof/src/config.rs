@@ -43,8 +43,10 @@ pub struct AofConfig {
     /// Largest bulk string accepted when loading (default 512 MiB, like
     /// `proto-max-bulk-len`); a longer one is corruption.
     pub max_bulk_len: usize,
-    /// The writer stops draining the channel once a batch holds this many
-    /// bytes (default 4 MiB), so one huge burst does not delay everyone.
+    /// Most bytes the writer writes (and, under `always`, fsyncs) before it
+    /// acknowledges what they hold, and the size at which an `always` batch
+    /// stops gathering (default 4 MiB): one huge burst does not hold back
+    /// the submitters queued before its end.
     pub max_batch_bytes: usize,
     /// `auto-aof-rewrite-percentage` (default 100; 0 disables).
     pub rewrite_percentage: u64,

@@ -1,30 +1,34 @@
-//! The writer thread: drains the channel greedily, writes each batch with
-//! one `write`, applies the fsync policy, releases the submitters.
+//! The writer thread: takes everything queued in the inbox, writes it with
+//! one `write`, applies the fsync policy, acknowledges the submitters.
+//!
+//! Submitters append their encoded commands to one shared buffer (the
+//! inbox) under a short mutex: no allocation, no message and no reply
+//! channel per submission. A submission's ticket is its end position in the
+//! stream of queued bytes; the writer publishes how far the stream is
+//! written (under `always`: written and fsynced) and wakes the tickets
+//! waiting below that. Control requests (sync, rotate, truncate, close)
+//! sit in the same inbox at the buffer offset where they were queued, so
+//! they are ordered exactly against the writes around them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
-use crate::batch::encode_select;
 use crate::error::os_message;
 use crate::manifest::{sync_dir, Base, Incr, Manifest};
 use crate::{AofConfig, AofError, AofPosition, FsyncPolicy};
 
 pub(crate) type Reply<T> = flume::Sender<Result<T, AofError>>;
 
-pub(crate) enum Msg {
-    Write {
-        data: Bytes,
-        first_db: u32,
-        last_db: u32,
-        done: Reply<()>,
-    },
+/// A request to the writer other than a write, queued in the inbox.
+pub(crate) enum Control {
     Sync(Reply<()>),
     Rotate(Reply<AofPosition>),
     Truncate {
@@ -36,18 +40,61 @@ pub(crate) enum Msg {
     Close(Reply<()>),
 }
 
+/// What submitters hand the writer (behind [`Shared::inbox`]).
+#[derive(Default)]
+pub(crate) struct Inbox {
+    /// Encoded commands not yet taken by the writer (`SELECT`s included).
+    pub buf: BytesMut,
+    /// Database the stream is at after `buf` (`None`: `SELECT` first, as
+    /// at the start of every file).
+    pub db: Option<u32>,
+    /// Stream position at the end of `buf`: bytes ever queued.
+    pub queued: u64,
+    /// Control requests, each at the offset of `buf` where it was queued.
+    pub controls: Vec<(usize, Control)>,
+    /// Submissions in `buf`.
+    pub pending: usize,
+    /// The writer is waiting on [`Shared::wake`]: the next submitter
+    /// notifies it (and clears this, so one notification per wait).
+    pub idle: bool,
+    /// A close is queued (or the writer is gone): refuse new requests.
+    pub closed: bool,
+    pub submissions: u64,
+    pub commands: u64,
+}
+
+/// Tickets waiting for the stream to be written up to their position.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    /// Async waiters: (end position, waker).
+    pub wakers: Vec<(u64, Waker)>,
+    /// Threads blocked on [`Shared::acked_cv`].
+    pub blocked: usize,
+}
+
 /// State shared by the handle and the writer thread.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Shared {
     pub failed: AtomicBool,
     pub failure: Mutex<Option<Arc<str>>>,
-    pub submissions: AtomicU64,
-    pub commands: AtomicU64,
     pub batches: AtomicU64,
     pub fsyncs: AtomicU64,
     pub bytes: AtomicU64,
     pub size_since_rewrite: AtomicU64,
     pub base_size: AtomicU64,
+    pub inbox: Mutex<Inbox>,
+    /// The writer waits here for work.
+    pub wake: Condvar,
+    /// Stream position written (under `always`: and fsynced).
+    pub acked: AtomicU64,
+    /// The writer thread has stopped: unacknowledged tickets fail.
+    pub stopped: AtomicBool,
+    pub waiters: Mutex<Waiters>,
+    pub acked_cv: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
@@ -55,30 +102,126 @@ impl Shared {
         if !self.failed.load(Ordering::Acquire) {
             return None;
         }
-        let message = self
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
+        let message = lock(&self.failure).clone()?;
         Some(AofError::Misconf { message })
     }
 
     fn set_failed(&self, message: Arc<str>) {
-        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+        *lock(&self.failure) = Some(message);
         self.failed.store(true, Ordering::Release);
+    }
+
+    pub fn lock_inbox(&self) -> MutexGuard<'_, Inbox> {
+        lock(&self.inbox)
+    }
+
+    /// The outcome of the submission ending at stream position `end`, if
+    /// known: written (acked), failed, or never to be written.
+    pub fn outcome(&self, end: u64) -> Option<Result<(), AofError>> {
+        if self.acked.load(Ordering::Acquire) >= end {
+            return Some(Ok(()));
+        }
+        if let Some(e) = self.misconf() {
+            return Some(Err(e));
+        }
+        if self.stopped.load(Ordering::Acquire) {
+            // The writer may have acknowledged it just before stopping.
+            if self.acked.load(Ordering::Acquire) >= end {
+                return Some(Ok(()));
+            }
+            return Some(Err(AofError::Closed));
+        }
+        None
+    }
+
+    /// Blocks until the submission ending at `end` has an outcome.
+    pub fn wait_acked(&self, end: u64) -> Result<(), AofError> {
+        let mut w = lock(&self.waiters);
+        loop {
+            if let Some(r) = self.outcome(end) {
+                return r;
+            }
+            w.blocked += 1;
+            w = self.acked_cv.wait(w).unwrap_or_else(|p| p.into_inner());
+            w.blocked -= 1;
+        }
+    }
+
+    /// Polls the outcome of the submission ending at `end`, registering the
+    /// task's waker if there is none yet. The writer publishes `acked`
+    /// before it takes the waiter list, and the check after registering
+    /// runs under that list's lock order, so no wake-up is lost.
+    pub fn poll_acked(&self, end: u64, cx: &mut Context<'_>) -> Poll<Result<(), AofError>> {
+        if let Some(r) = self.outcome(end) {
+            return Poll::Ready(r);
+        }
+        lock(&self.waiters).wakers.push((end, cx.waker().clone()));
+        match self.outcome(end) {
+            Some(r) => Poll::Ready(r),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Wakes the tickets that now have an outcome (all of them once the
+    /// AOF failed or the writer stopped). `woken` is scratch space.
+    fn publish(&self, woken: &mut Vec<Waker>) {
+        let all = self.failed.load(Ordering::Acquire) || self.stopped.load(Ordering::Acquire);
+        let acked = self.acked.load(Ordering::Acquire);
+        {
+            let mut w = lock(&self.waiters);
+            let mut i = 0;
+            while i < w.wakers.len() {
+                if all || w.wakers[i].0 <= acked {
+                    woken.push(w.wakers.swap_remove(i).1);
+                } else {
+                    i += 1;
+                }
+            }
+            if w.blocked > 0 {
+                self.acked_cv.notify_all();
+            }
+        }
+        for w in woken.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("acked", &self.acked.load(Ordering::Relaxed))
+            .field("failed", &self.failed.load(Ordering::Relaxed))
+            .field("stopped", &self.stopped.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Marks the writer stopped however its thread ends (a panic included), so
+/// that no ticket waits forever: unacknowledged writes and queued control
+/// requests fail with [`AofError::Closed`].
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        let controls = {
+            let mut ib = self.0.lock_inbox();
+            ib.closed = true;
+            std::mem::take(&mut ib.controls)
+        };
+        drop(controls);
+        self.0.stopped.store(true, Ordering::Release);
+        self.0.publish(&mut Vec::new());
     }
 }
 
 pub(crate) struct Writer {
     pub cfg: AofConfig,
     pub shared: Arc<Shared>,
-    pub rx: flume::Receiver<Msg>,
     pub manifest: Manifest,
     pub file: File,
     pub seq: u64,
     pub len: u64,
-    /// Database the file is at (`None`: not known, `SELECT` first).
-    pub db: Option<u32>,
     /// Written since the last fsync.
     pub dirty: bool,
     pub last_fsync: Instant,
@@ -133,6 +276,9 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 /// Pause after a write under `everysec`/`no` (see [`Writer::run`]).
 const LINGER: Duration = Duration::from_micros(500);
 
+/// The writer keeps its batch buffer's capacity up to this size.
+const KEEP_CAPACITY: usize = 8 * 1024 * 1024;
+
 /// Under `always`, while clients write concurrently: the longest quiet gap
 /// between two submissions that still join the batch before its fsync.
 /// Measured on a 2-core VM, SET with 50 clients: without gathering, 13
@@ -144,138 +290,135 @@ const GATHER_GAP: Duration = Duration::from_micros(100);
 const GATHER_MAX: Duration = Duration::from_millis(1);
 
 impl Writer {
-    /// Appends a write message to the batch; hands any other message back.
-    fn add(
-        &mut self,
-        msg: Msg,
-        buf: &mut BytesMut,
-        waiters: &mut Vec<Reply<()>>,
-    ) -> Result<(), Msg> {
-        match msg {
-            Msg::Write {
-                data,
-                first_db,
-                last_db,
-                done,
-            } => {
-                if self.db != Some(first_db) {
-                    encode_select(buf, first_db);
-                }
-                buf.extend_from_slice(&data);
-                self.db = Some(last_db);
-                waiters.push(done);
-                Ok(())
-            }
-            other => Err(other),
-        }
-    }
-
     pub fn run(mut self) {
-        let mut buf = BytesMut::new();
-        let mut waiters: Vec<Reply<()>> = Vec::new();
-        // Submitters of the last batch (more than one: clients write
+        let shared = self.shared.clone();
+        let _stop = StopGuard(shared.clone());
+        let mut data = BytesMut::new();
+        let mut controls: Vec<(usize, Control)> = Vec::new();
+        let mut woken: Vec<Waker> = Vec::new();
+        // Submissions in the last batch (more than one: clients write
         // concurrently).
         let mut last_batch = 0usize;
         loop {
-            let first = match self.next_timeout() {
-                Some(t) => match self.rx.recv_timeout(t) {
-                    Ok(m) => m,
-                    Err(flume::RecvTimeoutError::Timeout) => {
-                        self.periodic_fsync();
-                        continue;
-                    }
-                    Err(flume::RecvTimeoutError::Disconnected) => break,
-                },
-                None => match self.rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
-                },
-            };
-            // Drain greedily: every write already queued joins this batch.
-            let mut control = None;
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                if let Err(other) = self.add(msg, &mut buf, &mut waiters) {
-                    control = Some(other);
-                    break;
-                }
-                if buf.len() < self.cfg.max_batch_bytes {
-                    next = self.rx.try_recv().ok();
-                }
-            }
-            // Under `always`, when the last batch had several submitters,
-            // keep gathering until as many have come back, while
-            // submissions still arrive (each within GATHER_GAP of the last,
-            // GATHER_MAX in all): one fsync then covers a whole wave of
-            // clients instead of the first few, and every fsync saved is
-            // CPU time saved (see GATHER_GAP).
-            if control.is_none() && self.cfg.fsync == FsyncPolicy::Always && last_batch > 1 {
-                let until = Instant::now() + GATHER_MAX;
-                while buf.len() < self.cfg.max_batch_bytes && waiters.len() < last_batch {
-                    let wait = GATHER_GAP.min(until.saturating_duration_since(Instant::now()));
-                    if wait.is_zero() {
-                        break;
-                    }
-                    match self.rx.recv_timeout(wait) {
-                        Ok(msg) => {
-                            if let Err(other) = self.add(msg, &mut buf, &mut waiters) {
-                                control = Some(other);
-                                break;
+            let end = {
+                let mut ib = shared.lock_inbox();
+                while ib.buf.is_empty() && ib.controls.is_empty() {
+                    ib.idle = true;
+                    match self.next_timeout() {
+                        Some(t) => {
+                            let (g, to) = shared
+                                .wake
+                                .wait_timeout(ib, t)
+                                .unwrap_or_else(|p| p.into_inner());
+                            ib = g;
+                            ib.idle = false;
+                            if to.timed_out() && ib.buf.is_empty() && ib.controls.is_empty() {
+                                drop(ib);
+                                self.periodic_fsync();
+                                ib = shared.lock_inbox();
                             }
                         }
-                        // A quiet gap; a disconnect is seen by the next recv.
-                        Err(_) => break,
+                        None => {
+                            ib = shared.wake.wait(ib).unwrap_or_else(|p| p.into_inner());
+                            ib.idle = false;
+                        }
                     }
                 }
-            }
-            if !waiters.is_empty() {
-                last_batch = waiters.len();
-                self.write_batch(&buf, &mut waiters);
-                buf.clear();
-                // Under everysec/no nobody waits for the write: linger a
-                // little so that the next wake-up drains many submissions
-                // instead of every submission waking this thread (a futex
-                // wake and a context switch each).
-                if control.is_none() && self.cfg.fsync != FsyncPolicy::Always {
-                    std::thread::sleep(LINGER);
-                }
-            }
-            match control {
-                None => {}
-                Some(Msg::Write { .. }) => unreachable!("writes are batched above"),
-                Some(Msg::Sync(done)) => {
-                    let r = self.check().and_then(|()| self.fsync());
-                    let _ = done.send(r);
-                }
-                Some(Msg::Rotate(done)) => {
-                    let _ = done.send(self.rotate());
-                }
-                Some(Msg::Truncate {
-                    pos,
-                    label,
-                    size,
-                    done,
-                }) => {
-                    let _ = done.send(self.truncate_before(pos, label, size));
-                }
-                Some(Msg::Close(done)) => {
-                    let r = self
-                        .check()
-                        .and_then(|()| self.fsync())
-                        .and_then(|()| self.trim());
-                    let _ = done.send(r);
-                    // Whatever is still queued is refused.
-                    while let Ok(msg) = self.rx.try_recv() {
-                        refuse(msg);
+                // Under `always`, when the last batch had several
+                // submitters, keep gathering until as many have come back,
+                // while submissions still arrive (each within GATHER_GAP of
+                // the last, GATHER_MAX in all): one fsync then covers a
+                // whole wave of clients instead of the first few, and every
+                // fsync saved is CPU time saved (see GATHER_GAP).
+                if self.cfg.fsync == FsyncPolicy::Always && last_batch > 1 {
+                    let until = Instant::now() + GATHER_MAX;
+                    while ib.controls.is_empty()
+                        && ib.buf.len() < self.cfg.max_batch_bytes
+                        && ib.pending < last_batch
+                    {
+                        let wait = GATHER_GAP.min(until.saturating_duration_since(Instant::now()));
+                        if wait.is_zero() {
+                            break;
+                        }
+                        let before = ib.pending;
+                        ib.idle = true;
+                        let (g, _) = shared
+                            .wake
+                            .wait_timeout(ib, wait)
+                            .unwrap_or_else(|p| p.into_inner());
+                        ib = g;
+                        ib.idle = false;
+                        if ib.pending == before {
+                            break; // a quiet gap
+                        }
                     }
-                    return;
+                }
+                std::mem::swap(&mut ib.buf, &mut data);
+                std::mem::swap(&mut ib.controls, &mut controls);
+                if !data.is_empty() {
+                    last_batch = ib.pending;
+                }
+                ib.pending = 0;
+                ib.queued
+            };
+            let start = end - data.len() as u64;
+            // The data up to each control request, then the request.
+            let mut at = 0;
+            let mut close = None;
+            for (off, c) in controls.drain(..) {
+                if off > at {
+                    self.write_span(&data[at..off], start + at as u64, &mut woken);
+                    at = off;
+                }
+                match c {
+                    Control::Sync(done) => {
+                        let _ = done.send(self.check().and_then(|()| self.fsync()));
+                    }
+                    Control::Rotate(done) => {
+                        let _ = done.send(self.rotate());
+                    }
+                    Control::Truncate {
+                        pos,
+                        label,
+                        size,
+                        done,
+                    } => {
+                        let _ = done.send(self.truncate_before(pos, label, size));
+                    }
+                    // Nothing is queued after a close.
+                    Control::Close(done) => close = Some(done),
                 }
             }
-        }
-        // Every handle is gone: make what was written durable.
-        if self.failed.is_none() {
-            if let Err(e) = self.fsync().and_then(|()| self.trim()) {
-                tracing::error!(error = %e, "final AOF fsync failed");
+            let wrote = at < data.len();
+            if wrote {
+                self.write_span(&data[at..], start + at as u64, &mut woken);
+            }
+            data.clear();
+            if data.capacity() > KEEP_CAPACITY {
+                data = BytesMut::new();
+            }
+            if let Some(done) = close {
+                let r = self
+                    .check()
+                    .and_then(|()| self.fsync())
+                    .and_then(|()| self.trim());
+                let _ = done.send(r);
+                return;
+            }
+            // Under everysec/no nobody waits for the write: linger a little
+            // so that the next wake-up takes many submissions instead of
+            // every submission waking this thread (a futex wake and a
+            // context switch each). A control request cuts it short.
+            if wrote && self.cfg.fsync != FsyncPolicy::Always {
+                let ib = shared.lock_inbox();
+                if ib.controls.is_empty() {
+                    drop(
+                        shared
+                            .wake
+                            .wait_timeout(ib, LINGER)
+                            .unwrap_or_else(|p| p.into_inner()),
+                    );
+                }
             }
         }
     }
@@ -437,17 +580,23 @@ impl Writer {
         }
     }
 
-    fn write_batch(&mut self, buf: &[u8], waiters: &mut Vec<Reply<()>>) {
-        let result = self.check().and_then(|()| self.write_data(buf));
-        for w in waiters.drain(..) {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(AofError::Misconf { message }) => Err(AofError::Misconf {
-                    message: message.clone(),
-                }),
-                Err(_) => Err(AofError::Closed),
-            };
-            let _ = w.send(r);
+    /// Writes `data`, the stream from position `from`, in batches of at
+    /// most `max_batch_bytes`, acknowledging each as it is written (so one
+    /// huge burst does not hold back the submitters queued before its end).
+    fn write_span(&mut self, data: &[u8], from: u64, woken: &mut Vec<Waker>) {
+        let mut at = from;
+        for part in data.chunks(self.cfg.max_batch_bytes.max(1)) {
+            at += part.len() as u64;
+            self.write_batch(part, at);
+            self.shared.publish(woken);
+        }
+    }
+
+    /// Writes the stream up to position `end` (the last bytes of which are
+    /// `buf`) and, if that succeeded, acknowledges it.
+    fn write_batch(&mut self, buf: &[u8], end: u64) {
+        if self.check().and_then(|()| self.write_data(buf)).is_ok() {
+            self.shared.acked.store(end, Ordering::Release);
         }
         // Under everysec the submitters are already released (Redis's
         // semantics); a failure of this fsync fails the AOF for later ones.
@@ -482,7 +631,6 @@ impl Writer {
         self.len = 0;
         self.alloc_end = 0;
         self.prealloc = preallocates(self.positional, &self.cfg);
-        self.db = None;
         tracing::info!(seq, "AOF rotated to a new incremental file");
         Ok(AofPosition::new(seq, 0))
     }
@@ -553,19 +701,5 @@ impl Writer {
             .store(live, Ordering::Relaxed);
         self.shared.base_size.store(size, Ordering::Relaxed);
         Ok(drop.len())
-    }
-}
-
-fn refuse(msg: Msg) {
-    match msg {
-        Msg::Write { done, .. } | Msg::Sync(done) | Msg::Close(done) => {
-            let _ = done.send(Err(AofError::Closed));
-        }
-        Msg::Rotate(done) => {
-            let _ = done.send(Err(AofError::Closed));
-        }
-        Msg::Truncate { done, .. } => {
-            let _ = done.send(Err(AofError::Closed));
-        }
     }
 }

@@ -28,7 +28,7 @@ fn multi_blocks_are_never_interleaved() {
                     // A block spanning two databases.
                     let mut b = Batch::new();
                     b.multi(&[(t, ["DEL", tag.as_str()]), (t + 8, ["DEL", tag.as_str()])]);
-                    tickets.push(aof.submit(b).unwrap());
+                    tickets.push(aof.submit(&mut b).unwrap());
                 }
                 for tk in tickets {
                     tk.wait().unwrap();

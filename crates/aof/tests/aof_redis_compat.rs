@@ -32,7 +32,7 @@ fn write_sample(dir: &Path) {
         (0, vec!["RPUSH", "list", "x", "y"]),
         (5, vec!["SET", "db5", "v"]),
     ]);
-    aof.submit(b).unwrap().wait().unwrap();
+    aof.submit(&mut b).unwrap().wait().unwrap();
     aof.close().unwrap();
 }
 

@@ -198,7 +198,7 @@ proptest! {
                 Op::Batch(cs) => { for (db, a) in cs { b.command(*db, a); } }
                 Op::Multi(cs) => { b.multi(cs); }
             }
-            aof.submit(b).unwrap().wait().unwrap();
+            aof.submit(&mut b).unwrap().wait().unwrap();
         }
         aof.close().unwrap();
         let records = load(&cfg, None).unwrap();

@@ -12,15 +12,36 @@ use bytes::{BufMut, BytesMut};
 
 use crate::Protocol;
 
+/// Writes `<ty><n>\r\n` into `b`, returning its length (at most 23: a
+/// `u64` has at most 20 digits). Lengths under 100 (most keys, values and
+/// arrays) skip the general formatter.
+#[inline]
+fn head(ty: u8, n: u64, b: &mut [u8; 24]) -> usize {
+    b[0] = ty;
+    let end = if n < 10 {
+        b[1] = b'0' + n as u8;
+        2
+    } else if n < 100 {
+        b[1] = b'0' + (n / 10) as u8;
+        b[2] = b'0' + (n % 10) as u8;
+        3
+    } else {
+        let mut f = itoa::Buffer::new();
+        let digits = f.format(n).as_bytes();
+        b[1..1 + digits.len()].copy_from_slice(digits);
+        1 + digits.len()
+    };
+    b[end] = b'\r';
+    b[end + 1] = b'\n';
+    end + 2
+}
+
 /// `<ty><n>\r\n`.
 #[inline]
 pub(crate) fn header(out: &mut BytesMut, ty: u8, n: u64) {
-    let mut b = itoa::Buffer::new();
-    let digits = b.format(n).as_bytes();
-    out.reserve(digits.len() + 3);
-    out.put_u8(ty);
-    out.extend_from_slice(digits);
-    out.extend_from_slice(b"\r\n");
+    let mut b = [0u8; 24];
+    let k = head(ty, n, &mut b);
+    out.extend_from_slice(&b[..k]);
 }
 
 #[inline]
@@ -64,12 +85,10 @@ pub fn integer(out: &mut BytesMut, n: i64) {
 /// `$<len>\r\n<data>\r\n`.
 #[inline]
 pub fn bulk(out: &mut BytesMut, data: &[u8]) {
-    let mut b = itoa::Buffer::new();
-    let digits = b.format(data.len()).as_bytes();
-    out.reserve(digits.len() + data.len() + 5);
-    out.put_u8(b'$');
-    out.extend_from_slice(digits);
-    out.extend_from_slice(b"\r\n");
+    let mut b = [0u8; 24];
+    let k = head(b'$', data.len() as u64, &mut b);
+    out.reserve(k + data.len() + 2);
+    out.extend_from_slice(&b[..k]);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }

@@ -188,7 +188,7 @@ fn flush_effects(
 ) {
     if let Some(aof) = aof {
         if !fx.batch.is_empty() {
-            pending.push(aof.submit(std::mem::take(&mut fx.batch)));
+            pending.push(aof.submit(&mut fx.batch));
         }
     }
     for s in fx.held.drain(..) {
@@ -335,7 +335,9 @@ impl Connection {
                         }
                     }
                 }
-                for p in std::mem::take(&mut self.pending) {
+                // Drained, not taken: the vector keeps its capacity.
+                let mut pending = std::mem::take(&mut self.pending);
+                for p in pending.drain(..) {
                     let r = match p {
                         Ok(t) if always => t.wait_async().await,
                         Ok(_) => Ok(()),
@@ -351,6 +353,7 @@ impl Connection {
                         return Ok(());
                     }
                 }
+                self.pending = pending;
             }
             if !self.out.buf.is_empty() {
                 if self.output_over_limit() {

@@ -234,7 +234,7 @@ fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid
         );
         if let Some(aof) = aof {
             if !batch.is_empty() {
-                if let Err(e) = aof.submit(batch) {
+                if let Err(e) = aof.submit(&mut batch) {
                     tracing::debug!("AOF refused the evicted keys' DELs: {e}");
                 }
             }

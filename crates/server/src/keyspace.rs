@@ -160,10 +160,9 @@ pub struct Effects {
     pub changes: u64,
     /// The effect of the running command, when it is not its arguments.
     pub rewrite: Option<Vec<Bytes>>,
-    /// Encoded effects not yet submitted.
+    /// Encoded effects not yet submitted. Inside EXEC or a script run a
+    /// `MULTI … EXEC` block is open in it ([`aof::Batch::begin_multi`]).
     pub batch: aof::Batch,
-    /// Inside EXEC: the transaction's effects (one `MULTI … EXEC` block).
-    pub multi: Option<Vec<(u32, Vec<Bytes>)>>,
     /// Stripes held exclusively until the effects are submitted (AOF on).
     pub held: Vec<usize>,
     /// A running script's write buffer: when set, every [`Db`] write goes
@@ -240,12 +239,7 @@ pub fn apply_overlay(
 impl Effects {
     /// Logs one effect in logical db `db`.
     pub fn log(&mut self, db: usize, args: &[Bytes]) {
-        match self.multi.as_mut() {
-            Some(m) => m.push((db as u32, args.to_vec())),
-            None => {
-                self.batch.command(db as u32, args);
-            }
-        }
+        self.batch.command(db as u32, args);
     }
 }
 
@@ -596,7 +590,7 @@ impl Keyspace {
                         }
                         if let Some(aof) = aof {
                             if !batch.is_empty() {
-                                if let Err(e) = aof.submit(batch) {
+                                if let Err(e) = aof.submit(&mut batch) {
                                     tracing::debug!("AOF refused the expired keys' DELs: {e}");
                                 }
                             }

@@ -317,7 +317,12 @@ impl ScriptHost {
                 .db
                 .store(caller.db, std::sync::atomic::Ordering::Relaxed);
             c.fx.enabled = aof.is_some();
-            c.fx.multi = aof.is_some().then(Vec::new);
+            // The run's effects, encoded as they happen into one
+            // `MULTI … EXEC` block, submitted only on commit.
+            c.fx.batch.clear();
+            if aof.is_some() {
+                c.fx.batch.begin_multi();
+            }
             c.fx.rewrite = None;
             c.fx.overlay = Some(Overlay::default());
             // The run's clock, also for applying its overlay (these effects
@@ -327,10 +332,10 @@ impl ScriptHost {
         let verdict = body(&calls);
         let mut c = calls.borrow_mut();
         let overlay = c.fx.overlay.take();
-        let effects = c.fx.multi.take();
-        c.fx.batch = aof::Batch::default();
+        c.fx.batch.end_multi();
         c.held.clear();
         if verdict != Verdict::Commit {
+            c.fx.batch.clear();
             return Some(Ok(None));
         }
         if let Some(ov) = overlay.filter(|o| !o.is_empty()) {
@@ -342,17 +347,16 @@ impl ScriptHost {
                 // logged, so a restart comes back to the state before the
                 // script; the client is told.
                 tracing::error!("applying a script's writes failed: {e}");
+                sess.fx().batch.clear();
                 return Some(Err(format!(
                     "ERR the script's writes could not all be applied ({e}); some may be visible until a restart"
                 )));
             }
         }
         let mut receipt = None;
-        if let (Some(aof), Some(cmds)) = (aof, effects) {
-            if !cmds.is_empty() {
-                let mut batch = aof::Batch::default();
-                batch.multi(&cmds);
-                receipt = Some(aof.submit(batch));
+        if let Some(aof) = aof {
+            if !c.fx.batch.is_empty() {
+                receipt = Some(aof.submit(&mut c.fx.batch));
             }
         }
         Some(Ok(receipt))

@@ -95,7 +95,7 @@ fn exec(ctx: &mut Ctx<'_, '_>) {
     // With the AOF on, the effects go in as one MULTI … EXEC block.
     let logging = ctx.sess.fx().enabled;
     if logging {
-        ctx.sess.fx().multi = Some(Vec::new());
+        ctx.sess.fx().batch.begin_multi();
     }
     for args in &queue {
         if let Some(spec) = table::lookup(&args[0]) {
@@ -103,11 +103,6 @@ fn exec(ctx: &mut Ctx<'_, '_>) {
         }
     }
     if logging {
-        let fx = ctx.sess.fx();
-        if let Some(cmds) = fx.multi.take() {
-            if !cmds.is_empty() {
-                fx.batch.multi(&cmds);
-            }
-        }
+        ctx.sess.fx().batch.end_multi();
     }
 }
