@@ -596,7 +596,8 @@ impl Connection {
                     let mut gwrite = None;
                     let mut ungated = false;
                     let mut refused = false;
-                    match cmd::lock_plan(shared, &self.state, &self.args) {
+                    let spec = cmd::table::lookup(&self.args[0]);
+                    match cmd::lock_plan(shared, &self.state, spec, &self.args) {
                         LockPlan::None => {}
                         LockPlan::Read(s) => {
                             if locks.exclusive_held(s) && !sess.holds(s) {
@@ -679,7 +680,7 @@ impl Connection {
                         sess: &mut sess,
                         out: &mut self.out,
                     };
-                    cmd::execute(&mut ctx, &self.args);
+                    cmd::execute_spec(&mut ctx, spec, &self.args);
                     if authed != self.state.authed {
                         self.decoder.set_unauthenticated(!self.state.authed);
                     }

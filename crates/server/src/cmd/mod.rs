@@ -113,7 +113,14 @@ fn unknown_command(args: &[Bytes]) -> String {
 
 /// Executes one request (argv) with Redis's checks.
 pub fn execute(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) {
-    let Some(spec) = table::lookup(&args[0]) else {
+    execute_spec(ctx, table::lookup(&args[0]), args);
+}
+
+/// [`execute`] with the command already looked up: `spec` is
+/// `table::lookup(&args[0])` (the connection looks it up once for both
+/// [`lock_plan`] and this).
+pub fn execute_spec(ctx: &mut Ctx<'_, '_>, spec: Option<&'static CommandSpec>, args: &[Bytes]) {
+    let Some(spec) = spec else {
         ctx.out.error(unknown_command(args).as_bytes());
         ctx.conn.multi_dirty |= ctx.conn.multi.is_some();
         return;
@@ -333,8 +340,14 @@ pub enum LockPlan {
 /// is atomic like in Redis: writers take their stripes exclusively, readers
 /// (MGET, EXISTS, LCS) shared; EXEC takes those of all its queued commands,
 /// exclusively. Single-key commands get a stripe number without allocating.
-pub fn lock_plan(shared: &Shared, conn: &ConnState, args: &[Bytes]) -> LockPlan {
-    let Some(spec) = table::lookup(&args[0]) else {
+/// `spec` is `table::lookup(&args[0])`.
+pub fn lock_plan(
+    shared: &Shared,
+    conn: &ConnState,
+    spec: Option<&'static CommandSpec>,
+    args: &[Bytes],
+) -> LockPlan {
+    let Some(spec) = spec else {
         return LockPlan::None;
     };
     if !conn.authed || !spec.arity_ok(args.len()) {
