@@ -575,6 +575,28 @@ fn run_benchmark(port: u16, args: &[String], root: &Path) -> Result<Outcome> {
     })
 }
 
+/// Runs every matrix row once against the server on `port`, after a
+/// preload of `keys` keys (the training of `cargo xtask pgo`); fails if a
+/// row fails.
+pub(crate) fn train_rows(port: u16, root: &Path, requests: u64, keys: u64) -> Result<()> {
+    preload(port, keys)?;
+    let sha = match Conn::open(port)?.cmd(&["SCRIPT", "LOAD", SCRIPT])? {
+        Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+        other => bail!("SCRIPT LOAD replied {other:?}"),
+    };
+    for row in matrix(requests, keys) {
+        let args: Vec<String> = row
+            .args
+            .iter()
+            .map(|a| if a == SHA { sha.clone() } else { a.clone() })
+            .collect();
+        if let Outcome::Err(e) | Outcome::Na(e) = run_benchmark(port, &args, root)? {
+            bail!("training row {}: {e}", row.name);
+        }
+    }
+    Ok(())
+}
+
 fn load1() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
@@ -891,6 +913,7 @@ pub fn run(opts: BenchOpts) -> Result<()> {
     };
     let bin = match &opts.bin {
         Some(b) => b.clone(),
+        None if opts.pgo => crate::pgo::build()?,
         None => {
             crate::run(crate::cargo().args(["build", "--release", "-p", "kvd"]))?;
             crate::target_dir().join("release/kvd")

@@ -9,7 +9,9 @@ pub enum Cmd {
     Smoke { bin: Option<PathBuf> },
     /// `bench --engine`
     BenchEngine,
-    /// `bench [--quick] [--modes ...] [--reps N] [--requests N] [--keys N] [--kvd-only] [--bin PATH]`
+    /// `pgo`: the profile-guided build of kvd.
+    Pgo,
+    /// `bench [--quick] [--modes ...] [--reps N] [--requests N] [--keys N] [--kvd-only] [--bin PATH | --pgo]`
     Bench(BenchOpts),
     /// `fuzz [--seconds N]`
     Fuzz { seconds: u64 },
@@ -179,6 +181,8 @@ pub struct BenchOpts {
     /// `--rows a,b`: only the rows whose name contains one of these
     /// (case-insensitive); empty = all.
     pub rows: Vec<String>,
+    /// `--pgo`: bench the profile-guided build (`cargo xtask pgo`).
+    pub pgo: bool,
 }
 
 impl BenchOpts {
@@ -198,7 +202,8 @@ impl BenchOpts {
 
 const USAGE: &str = "usage: cargo xtask <smoke [--bin PATH]
                     | bench --engine
-                    | bench [--quick] [--modes none,everysec,always] [--reps N] [--requests N] [--keys N] [--kvd-only] [--bin PATH] [--rows eval,get]
+                    | bench [--quick] [--modes none,everysec,always] [--reps N] [--requests N] [--keys N] [--kvd-only] [--bin PATH | --pgo] [--rows eval,get]
+                    | pgo
                     | fuzz [--seconds N]
                     | recovery-test [--rounds N] [--clients N] [--seed S] [--tiered]
                     | tiered-bench [--keys 10M] [--configs tiered,single,redis] [--hot 64mb] [--reads 1M] [--conns 8] [--bin PATH] [--value-size 16]>";
@@ -327,7 +332,7 @@ fn parse_tiered<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
 fn parse_bench<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
     let mut engine = false;
     let mut others = Vec::new();
-    let (mut quick, mut kvd_only) = (false, false);
+    let (mut quick, mut kvd_only, mut pgo) = (false, false, false);
     let (mut modes, mut reps, mut requests, mut keys, mut bin) = (None, None, None, None, None);
     let mut rows: Vec<String> = Vec::new();
     while let Some(a) = it.next() {
@@ -335,6 +340,7 @@ fn parse_bench<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
             "--engine" => engine = true,
             "--quick" => quick = true,
             "--kvd-only" => kvd_only = true,
+            "--pgo" => pgo = true,
             "--modes" => {
                 modes = Some(parse_modes(
                     it.next()
@@ -386,6 +392,10 @@ fn parse_bench<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
     ensure!(reps >= 1, "--reps must be at least 1");
     ensure!(requests >= 1, "--requests must be at least 1");
     ensure!(keys >= 1, "--keys must be at least 1");
+    ensure!(
+        !(pgo && bin.is_some()),
+        "--pgo builds its own binary: give --pgo or --bin, not both"
+    );
     Ok(Cmd::Bench(BenchOpts {
         modes: modes.unwrap_or_else(|| Mode::ALL.to_vec()),
         reps,
@@ -395,6 +405,7 @@ fn parse_bench<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<Cmd> {
         bin,
         quick,
         rows,
+        pgo,
     }))
 }
 
@@ -413,6 +424,12 @@ pub fn parse(args: &[String]) -> Result<Cmd> {
             Cmd::Smoke { bin }
         }
         Some("bench") => parse_bench(&mut it)?,
+        Some("pgo") => {
+            if let Some(other) = it.next() {
+                bail!("unknown pgo flag {other:?}\n{USAGE}");
+            }
+            Cmd::Pgo
+        }
         Some("tiered-bench") => parse_tiered(&mut it)?,
         Some("fuzz") => {
             let mut seconds = 300;
@@ -507,7 +524,11 @@ mod tests {
             (d.reps, d.requests, d.keys),
             (BenchOpts::REPS, BenchOpts::REQUESTS, BenchOpts::KEYS)
         );
-        assert!(!d.kvd_only && !d.quick && d.bin.is_none());
+        assert!(!d.kvd_only && !d.quick && d.bin.is_none() && !d.pgo);
+        assert!(bench("bench --pgo --rows eval").pgo);
+        assert!(p("bench --pgo --bin /x").is_err());
+        assert_eq!(p("pgo").unwrap(), Cmd::Pgo);
+        assert!(p("pgo --bin /x").is_err());
 
         let q = bench("bench --quick");
         assert!(q.quick);

@@ -27,6 +27,7 @@
 
 mod bench;
 mod flags;
+mod pgo;
 mod recovery;
 mod smoke;
 mod tiered;
@@ -41,6 +42,7 @@ fn main() -> Result<()> {
     match cmd {
         flags::Cmd::Smoke { bin } => smoke::run(bin),
         flags::Cmd::BenchEngine => bench_engine(),
+        flags::Cmd::Pgo => pgo::build().map(|_| ()),
         flags::Cmd::Bench(opts) => bench::run(opts),
         flags::Cmd::Fuzz { seconds } => fuzz(seconds),
         flags::Cmd::RecoveryTest {
@@ -81,7 +83,7 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
