@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::bench::{self, Conn, Server};
+use crate::flags::Mode;
 
 /// Requests per matrix row while training.
 const TRAIN_REQUESTS: u64 = 20_000;
@@ -110,18 +111,8 @@ pub fn build() -> Result<PathBuf> {
             .env("RUSTFLAGS", generate_flags(&l.raw_dir)),
     )?;
     let instrumented = l.gen_dir.join("release/kvd");
-    for args in [
-        &["--save", "", "--appendonly", "no"][..],
-        &[
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-        ],
-    ] {
-        train(&instrumented, args)?;
+    for mode in [Mode::None, Mode::Always] {
+        train(&instrumented, &mode.server_args())?;
     }
     let raws: Vec<PathBuf> = std::fs::read_dir(&l.raw_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -6,29 +6,9 @@
 mod common;
 
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Wake, Waker};
 
 use aof::{Aof, AofError, Batch, Entry, FsyncPolicy};
-use common::{args, cfg, flat, load};
-
-/// A minimal executor: polls on this thread, parks between wake-ups.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
-}
+use common::{args, block_on, cfg, flat, load};
 
 /// Threads submit concurrently, half of them awaiting their tickets, half
 /// blocking on them, while another thread rotates the file: every command

@@ -5,7 +5,7 @@
 mod common;
 
 use aof::{Aof, Batch, Entry, FsyncPolicy};
-use common::{args, cfg, flat, incr_path, load};
+use common::{args, block_on, cfg, flat, incr_path, load};
 use proptest::prelude::*;
 use resp_codec::{BytesMut, Limits, RequestDecoder};
 
@@ -113,28 +113,6 @@ fn closed_aof_refuses_appends() {
         Err(aof::AofError::Closed)
     ));
     assert!(matches!(clone.rotate().wait(), Err(aof::AofError::Closed)));
-}
-
-/// A tiny executor: `wait_async` works from async code without a runtime
-/// thread blocking in the AOF.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]

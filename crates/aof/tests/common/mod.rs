@@ -61,3 +61,24 @@ pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
     let logs = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
     (out, logs)
 }
+
+/// A minimal executor: polls `f` on this thread, parking between wake-ups
+/// (tickets' `wait_async` without a runtime).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
