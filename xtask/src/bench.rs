@@ -575,6 +575,13 @@ fn run_benchmark(port: u16, args: &[String], root: &Path) -> Result<Outcome> {
     })
 }
 
+/// A row's arguments with [`SHA`] replaced by the loaded script's SHA1.
+fn fill_sha(args: &[String], sha: &str) -> Vec<String> {
+    args.iter()
+        .map(|a| if a == SHA { sha.to_string() } else { a.clone() })
+        .collect()
+}
+
 /// Runs every matrix row once against the server on `port`, after a
 /// preload of `keys` keys (the training of `cargo xtask pgo`); fails if a
 /// row fails.
@@ -585,11 +592,7 @@ pub(crate) fn train_rows(port: u16, root: &Path, requests: u64, keys: u64) -> Re
         other => bail!("SCRIPT LOAD replied {other:?}"),
     };
     for row in matrix(requests, keys) {
-        let args: Vec<String> = row
-            .args
-            .iter()
-            .map(|a| if a == SHA { sha.clone() } else { a.clone() })
-            .collect();
+        let args = fill_sha(&row.args, &sha);
         if let Outcome::Err(e) | Outcome::Na(e) = run_benchmark(port, &args, root)? {
             bail!("training row {}: {e}", row.name);
         }
@@ -698,11 +701,6 @@ fn run_server(cx: &mut Ctx<'_>, server: Server, mode: Mode) -> Result<ServerRun>
 
     let mut outcomes = Vec::with_capacity(n_rows);
     for row in cx.rows {
-        let fill = |v: &[String], sha: &str| -> Vec<String> {
-            v.iter()
-                .map(|a| if a == SHA { sha.to_string() } else { a.clone() })
-                .collect()
-        };
         let sha_s = match (&sha, row.needs_sha) {
             (Ok(s), _) => s.as_str(),
             (Err(e), true) => {
@@ -711,7 +709,7 @@ fn run_server(cx: &mut Ctx<'_>, server: Server, mode: Mode) -> Result<ServerRun>
             }
             (Err(_), false) => "",
         };
-        let probe = fill(&row.probe, sha_s);
+        let probe = fill_sha(&row.probe, sha_s);
         match Conn::open(port).and_then(|mut c| c.cmd(&probe)) {
             Err(e) => {
                 outcomes.push(Outcome::Err(format!("{} probe: {e:#}", probe[0])));
@@ -737,7 +735,7 @@ fn run_server(cx: &mut Ctx<'_>, server: Server, mode: Mode) -> Result<ServerRun>
             cx.loads.push(l);
         }
         eprintln!("xtask bench:   {} {}", server.name(), row.name);
-        let o = run_benchmark(port, &fill(&row.args, sha_s), &srv.root)?;
+        let o = run_benchmark(port, &fill_sha(&row.args, sha_s), &srv.root)?;
         if let Outcome::Err(e) = &o {
             eprintln!("xtask bench:   {} {}: error: {e}", server.name(), row.name);
         }

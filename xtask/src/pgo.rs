@@ -104,12 +104,7 @@ pub fn build() -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&l.raw_dir);
     std::fs::create_dir_all(&l.raw_dir)?;
 
-    crate::run(
-        crate::cargo()
-            .args(["build", "--release", "-p", "kvd", "--target-dir"])
-            .arg(&l.gen_dir)
-            .env("RUSTFLAGS", generate_flags(&l.raw_dir)),
-    )?;
+    build_kvd(&l.gen_dir, &generate_flags(&l.raw_dir))?;
     let instrumented = l.gen_dir.join("release/kvd");
     for mode in [Mode::None, Mode::Always] {
         train(&instrumented, &mode.server_args())?;
@@ -129,16 +124,21 @@ pub fn build() -> Result<PathBuf> {
             .arg(&l.merged)
             .args(&raws),
     )?;
-    crate::run(
-        crate::cargo()
-            .args(["build", "--release", "-p", "kvd", "--target-dir"])
-            .arg(&l.use_dir)
-            .env("RUSTFLAGS", use_flags(&l.merged)),
-    )?;
+    build_kvd(&l.use_dir, &use_flags(&l.merged))?;
     let bin = l.binary();
     ensure!(bin.exists(), "{} was not built", bin.display());
     eprintln!("xtask pgo: profile-guided kvd at {}", bin.display());
     Ok(bin)
+}
+
+/// `cargo build --release -p kvd` into `target_dir` with `rustflags`.
+fn build_kvd(target_dir: &Path, rustflags: &str) -> Result<()> {
+    crate::run(
+        crate::cargo()
+            .args(["build", "--release", "-p", "kvd", "--target-dir"])
+            .arg(target_dir)
+            .env("RUSTFLAGS", rustflags),
+    )
 }
 
 /// Runs the bench matrix, small, against the instrumented `bin`, then shuts

@@ -115,6 +115,29 @@ impl Shared {
         lock(&self.inbox)
     }
 
+    /// The writer waits for work as the idle writer (the next submitter
+    /// notifies it), at most `timeout` if given; returns the inbox and
+    /// whether the timeout passed.
+    fn idle_wait<'a>(
+        &'a self,
+        mut ib: MutexGuard<'a, Inbox>,
+        timeout: Option<Duration>,
+    ) -> (MutexGuard<'a, Inbox>, bool) {
+        ib.idle = true;
+        let (mut ib, timed_out) = match timeout {
+            Some(t) => {
+                let (g, r) = self
+                    .wake
+                    .wait_timeout(ib, t)
+                    .unwrap_or_else(|p| p.into_inner());
+                (g, r.timed_out())
+            }
+            None => (self.wake.wait(ib).unwrap_or_else(|p| p.into_inner()), false),
+        };
+        ib.idle = false;
+        (ib, timed_out)
+    }
+
     /// The outcome of the submission ending at stream position `end`, if
     /// known: written (acked), failed, or never to be written.
     pub fn outcome(&self, end: u64) -> Option<Result<(), AofError>> {
@@ -303,25 +326,12 @@ impl Writer {
             let end = {
                 let mut ib = shared.lock_inbox();
                 while ib.buf.is_empty() && ib.controls.is_empty() {
-                    ib.idle = true;
-                    match self.next_timeout() {
-                        Some(t) => {
-                            let (g, to) = shared
-                                .wake
-                                .wait_timeout(ib, t)
-                                .unwrap_or_else(|p| p.into_inner());
-                            ib = g;
-                            ib.idle = false;
-                            if to.timed_out() && ib.buf.is_empty() && ib.controls.is_empty() {
-                                drop(ib);
-                                self.periodic_fsync();
-                                ib = shared.lock_inbox();
-                            }
-                        }
-                        None => {
-                            ib = shared.wake.wait(ib).unwrap_or_else(|p| p.into_inner());
-                            ib.idle = false;
-                        }
+                    let timed_out;
+                    (ib, timed_out) = shared.idle_wait(ib, self.next_timeout());
+                    if timed_out && ib.buf.is_empty() && ib.controls.is_empty() {
+                        drop(ib);
+                        self.periodic_fsync();
+                        ib = shared.lock_inbox();
                     }
                 }
                 // Under `always`, when the last batch had several
@@ -341,13 +351,7 @@ impl Writer {
                             break;
                         }
                         let before = ib.pending;
-                        ib.idle = true;
-                        let (g, _) = shared
-                            .wake
-                            .wait_timeout(ib, wait)
-                            .unwrap_or_else(|p| p.into_inner());
-                        ib = g;
-                        ib.idle = false;
+                        ib = shared.idle_wait(ib, Some(wait)).0;
                         if ib.pending == before {
                             break; // a quiet gap
                         }
@@ -372,7 +376,7 @@ impl Writer {
                 }
                 match c {
                     Control::Sync(done) => {
-                        let _ = done.send(self.check().and_then(|()| self.fsync()));
+                        let _ = done.send(self.fsync());
                     }
                     Control::Rotate(done) => {
                         let _ = done.send(self.rotate());
@@ -398,11 +402,7 @@ impl Writer {
                 data = BytesMut::new();
             }
             if let Some(done) = close {
-                let r = self
-                    .check()
-                    .and_then(|()| self.fsync())
-                    .and_then(|()| self.trim());
-                let _ = done.send(r);
+                let _ = done.send(self.fsync().and_then(|()| self.trim()));
                 return;
             }
             // Under everysec/no nobody waits for the write: linger a little

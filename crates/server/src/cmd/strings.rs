@@ -384,7 +384,7 @@ fn set(ctx: &mut Ctx<'_, '_>, key: &[u8], value: &[u8], a: SetArgs) -> CmdResult
     // The effect when it writes: SET with the absolute expiry (or KEEPTTL).
     // A `SET key value` without options is its own effect (`cmd::run`
     // logs the arguments), and nothing is built when nothing is logged.
-    let bare = !a.nx && !a.xx && !a.get && matches!(a.expire, SetExpire::None);
+    let bare = a.plain() && matches!(a.expire, SetExpire::None);
     if ctx.sess.fx().enabled && !bare {
         ctx.sess.fx().rewrite = Some(match a.expire {
             SetExpire::None => effect(&[b"SET", key, value]),
