@@ -164,6 +164,19 @@ pub struct Sample {
     pub p50: f64,
     /// 99th percentile latency, ms.
     pub p99: f64,
+    /// CPU spent during the run (None where /proc can't tell).
+    pub cpu: Option<Cpu>,
+}
+
+/// CPU time of one run, from `/proc`: what tells the servers apart on rows
+/// where the single-threaded client, not the server, sets the pace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cpu {
+    /// Server process CPU (user + system, all threads) per request, µs.
+    pub server_us: f64,
+    /// redis-benchmark's CPU time over its wall time: near 1.0, the client's
+    /// one thread is saturated and ops/s measure it, not the server.
+    pub client_busy: f64,
 }
 
 /// What one server did with one row in one repetition.
@@ -220,6 +233,7 @@ pub fn parse_csv(out: &str) -> Result<Sample> {
         rps: num(rps)?,
         p50: num(p50)?,
         p99: num(p99)?,
+        cpu: None,
     })
 }
 
@@ -537,9 +551,46 @@ pub(crate) fn info_field(info: &str, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `root/bench.{out,err}` of one redis-benchmark run.
-fn run_benchmark(port: u16, args: &[String], root: &Path) -> Result<Outcome> {
+/// Clock ticks (`utime + stime`, all threads) of process `pid`, and
+/// `cutime + cstime` (its waited-for children), from `/proc/<pid>/stat`.
+fn proc_ticks(pid: &str) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_ticks(&stat)
+}
+
+fn parse_stat_ticks(stat: &str) -> Option<(u64, u64)> {
+    // Fields after the `(comm)`, which may hold spaces: index 0 is field 3
+    // (state), so utime (field 14) is index 11.
+    let f: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let n = |i: usize| f.get(i)?.parse::<u64>().ok();
+    Some((n(11)? + n(12)?, n(13)? + n(14)?))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; Linux's USER_HZ is 100).
+fn clk_tck() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| sh("getconf", &["CLK_TCK"]).parse().unwrap_or(100.0))
+}
+
+/// The `-n` of a row's arguments.
+fn requests_of(args: &[String]) -> Option<f64> {
+    let i = args.iter().position(|a| a == "-n")?;
+    args.get(i + 1)?.parse().ok()
+}
+
+/// `root/bench.{out,err}` of one redis-benchmark run; with `server`, the
+/// server's CPU per request and the client's busy share ([`Cpu`]).
+fn run_benchmark(port: u16, args: &[String], root: &Path, server: Option<u32>) -> Result<Outcome> {
     let (out_p, err_p) = (root.join("bench.out"), root.join("bench.err"));
+    let server = server.map(|p| p.to_string());
+    let before = server
+        .as_deref()
+        .and_then(proc_ticks)
+        .zip(proc_ticks("self"));
+    let t0 = Instant::now();
     let mut child = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--csv"])
         .args(args)
@@ -563,6 +614,12 @@ fn run_benchmark(port: u16, args: &[String], root: &Path) -> Result<Outcome> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let wall = t0.elapsed().as_secs_f64();
+    // The client was reaped above: its CPU is now in our cutime + cstime.
+    let after = server
+        .as_deref()
+        .and_then(proc_ticks)
+        .zip(proc_ticks("self"));
     let out = std::fs::read_to_string(&out_p).unwrap_or_default();
     let err = std::fs::read_to_string(&err_p).unwrap_or_default();
     if !status.success() || err.contains("Error from server") {
@@ -570,7 +627,18 @@ fn run_benchmark(port: u16, args: &[String], root: &Path) -> Result<Outcome> {
         return Ok(Outcome::Err(short_error(&why)));
     }
     Ok(match parse_csv(&out) {
-        Ok(s) => Outcome::Ok(s),
+        Ok(mut s) => {
+            if let (Some(((s0, _), (_, c0))), Some(((s1, _), (_, c1))), Some(n)) =
+                (before, after, requests_of(args))
+            {
+                let secs = |ticks: u64| ticks as f64 / clk_tck();
+                s.cpu = Some(Cpu {
+                    server_us: secs(s1.saturating_sub(s0)) * 1e6 / n,
+                    client_busy: secs(c1.saturating_sub(c0)) / wall,
+                });
+            }
+            Outcome::Ok(s)
+        }
         Err(e) => Outcome::Err(format!("{e:#}")),
     })
 }
@@ -593,7 +661,7 @@ pub(crate) fn train_rows(port: u16, root: &Path, requests: u64, keys: u64) -> Re
     };
     for row in matrix(requests, keys) {
         let args = fill_sha(&row.args, &sha);
-        if let Outcome::Err(e) | Outcome::Na(e) = run_benchmark(port, &args, root)? {
+        if let Outcome::Err(e) | Outcome::Na(e) = run_benchmark(port, &args, root, None)? {
             bail!("training row {}: {e}", row.name);
         }
     }
@@ -735,7 +803,12 @@ fn run_server(cx: &mut Ctx<'_>, server: Server, mode: Mode) -> Result<ServerRun>
             cx.loads.push(l);
         }
         eprintln!("xtask bench:   {} {}", server.name(), row.name);
-        let o = run_benchmark(port, &fill_sha(&row.args, sha_s), &srv.root)?;
+        let o = run_benchmark(
+            port,
+            &fill_sha(&row.args, sha_s),
+            &srv.root,
+            Some(srv.child.id()),
+        )?;
         if let Outcome::Err(e) = &o {
             eprintln!("xtask bench:   {} {}: error: {e}", server.name(), row.name);
         }
@@ -796,10 +869,22 @@ fn aggregate(v: &[Outcome]) -> Outcome {
             })
             .collect()
     };
+    let cpus: Vec<Cpu> = v
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Ok(s) => s.cpu,
+            _ => None,
+        })
+        .collect();
+    let cpu = (!cpus.is_empty()).then(|| Cpu {
+        server_us: median(&cpus.iter().map(|c| c.server_us).collect::<Vec<_>>()),
+        client_busy: median(&cpus.iter().map(|c| c.client_busy).collect::<Vec<_>>()),
+    });
     Outcome::Ok(Sample {
         rps: median(&pick(|s| s.rps)),
         p50: median(&pick(|s| s.p50)),
         p99: median(&pick(|s| s.p99)),
+        cpu,
     })
 }
 
@@ -865,6 +950,58 @@ fn table(rows: &[Row], kvd: &[Outcome], redis: Option<&[Outcome]>) -> String {
         }
     }
     t
+}
+
+/// Renders one mode's CPU table (None when no run measured CPU): server
+/// CPU per request for each server (and redis/kvd: above 1.0, kvd needs
+/// less), and how busy the client was in each server's runs.
+fn cpu_table(rows: &[Row], servers: &[Server], agg: &[Vec<Outcome>]) -> Option<String> {
+    let cpu = |o: &Outcome| match o {
+        Outcome::Ok(s) => s.cpu,
+        _ => None,
+    };
+    if !agg.iter().flatten().any(|o| cpu(o).is_some()) {
+        return None;
+    }
+    let mut t = String::from("| row |");
+    let mut rule = String::from("|---|");
+    for s in servers {
+        let _ = write!(t, " {} server CPU µs/req |", s.name());
+        rule.push_str("---:|");
+    }
+    if servers.len() == 2 {
+        t.push_str(" redis/kvd |");
+        rule.push_str("---:|");
+    }
+    for s in servers {
+        let _ = write!(t, " client busy ({} runs) |", s.name());
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(t, "\n{rule}");
+    let dash = || "–".to_string();
+    for (ri, row) in rows.iter().enumerate() {
+        let cpus: Vec<Option<Cpu>> = agg.iter().map(|a| cpu(&a[ri])).collect();
+        let _ = write!(t, "| {} |", row.name);
+        for c in &cpus {
+            let v = c.map_or_else(dash, |c| format!("{:.1}", c.server_us));
+            let _ = write!(t, " {v} |");
+        }
+        if let [k, r] = cpus[..] {
+            let v = match (k, r) {
+                (Some(k), Some(r)) if k.server_us > 0.0 => {
+                    format!("{:.2}", r.server_us / k.server_us)
+                }
+                _ => dash(),
+            };
+            let _ = write!(t, " {v} |");
+        }
+        for c in &cpus {
+            let v = c.map_or_else(dash, |c| format!("{:.0}%", c.client_busy * 100.0));
+            let _ = write!(t, " {v} |");
+        }
+        t.push('\n');
+    }
+    Some(t)
 }
 
 /// stdout of a command, trimmed, or a note why not.
@@ -997,6 +1134,13 @@ pub fn run(opts: BenchOpts) -> Result<()> {
         let mut sec = String::new();
         let _ = writeln!(sec, "\n## mode {}: `{}`\n", mode.name(), mode_args(mode));
         sec.push_str(&table(&rows, &agg[0], agg.get(1).map(Vec::as_slice)));
+        if let Some(t) = cpu_table(&rows, &servers, &agg) {
+            let _ = writeln!(
+                sec,
+                "\nCPU per request (medians; server: whole process, user + system, from /proc; client busy: redis-benchmark CPU time over wall time, 100% = its one thread saturated):\n"
+            );
+            sec.push_str(&t);
+        }
         sec.push('\n');
         for n in &notes {
             let _ = writeln!(sec, "- note: {n}");
@@ -1152,7 +1296,8 @@ mod tests {
             Sample {
                 rps: 25316.46,
                 p50: 1.007,
-                p99: 8.095
+                p99: 8.095,
+                cpu: None
             }
         );
         let s = parse_csv(EVAL_CSV).unwrap();
@@ -1165,7 +1310,8 @@ mod tests {
             Sample {
                 rps: 100.0,
                 p50: 1.0,
-                p99: 2.0
+                p99: 2.0,
+                cpu: None
             }
         );
         // Header only (redis-benchmark exits after a server error): no result.
@@ -1221,6 +1367,10 @@ mod tests {
                 rps,
                 p50: rps / 10.0,
                 p99: rps,
+                cpu: Some(Cpu {
+                    server_us: rps / 1000.0,
+                    client_busy: 0.9,
+                }),
             })
         };
         assert_eq!(
@@ -1228,7 +1378,11 @@ mod tests {
             Outcome::Ok(Sample {
                 rps: 20.0,
                 p50: 2.0,
-                p99: 20.0
+                p99: 20.0,
+                cpu: Some(Cpu {
+                    server_us: 0.02,
+                    client_busy: 0.9
+                })
             })
         );
         let na = Outcome::Na("ERR unknown command 'EVAL'".into());
@@ -1237,6 +1391,42 @@ mod tests {
             aggregate(&[s(1.0), Outcome::Err("x".into())]),
             Outcome::Err(_)
         ));
+    }
+
+    #[test]
+    fn proc_stat_and_cpu_table() {
+        // A comm with spaces and parentheses; utime 7, stime 3, cutime 20, cstime 5.
+        let stat = "42 (kvd (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 20 5 20 0 9 0 1";
+        assert_eq!(parse_stat_ticks(stat), Some((10, 25)));
+        assert_eq!(parse_stat_ticks("42 (kvd) S 1"), None);
+        proc_ticks("self").expect("/proc/self/stat");
+        let rows = matrix(1000, 10);
+        assert_eq!(requests_of(&rows[0].args), Some(1000.0));
+        assert_eq!(requests_of(&rows[2].args), Some(5000.0));
+        let ok = |us| {
+            Outcome::Ok(Sample {
+                rps: 1.0,
+                p50: 1.0,
+                p99: 1.0,
+                cpu: Some(Cpu {
+                    server_us: us,
+                    client_busy: 0.95,
+                }),
+            })
+        };
+        let rows = &rows[..2];
+        let agg = vec![
+            vec![ok(10.0), Outcome::Na("x".into())],
+            vec![ok(15.0), ok(12.0)],
+        ];
+        let t = cpu_table(rows, &[Server::Kvd, Server::Redis], &agg).unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].contains("redis/kvd"));
+        assert_eq!(lines[2], "| SET | 10.0 | 15.0 | 1.50 | 95% | 95% |");
+        assert_eq!(lines[3], "| GET | – | 12.0 | – | – | 95% |");
+        let none = vec![vec![Outcome::Na("x".into()); 2]];
+        assert_eq!(cpu_table(rows, &[Server::Kvd], &none), None);
     }
 
     #[test]

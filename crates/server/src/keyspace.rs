@@ -514,7 +514,8 @@ impl Keyspace {
     }
 
     /// Starts the active expiry thread: `hz` times a second it scans the
-    /// next slice of the log and deletes records whose TTL passed. With the
+    /// next slice of the log and deletes records whose TTL passed (no scan
+    /// while no key has a TTL). With the
     /// AOF on, a slice holds the gate shared and each deleted key's stripe
     /// exclusively until its `DEL`s are submitted (busy stripes are skipped
     /// until the next cycle), so the AOF orders them like the store.
@@ -535,6 +536,16 @@ impl Keyspace {
                 let mut ttl_n = vec![0u64; 256];
                 while !stop.load(Ordering::Acquire) {
                     std::thread::sleep(period);
+                    // Nothing can expire while no key has a TTL (the
+                    // counters are exact): don't walk the log, as Redis
+                    // samples only its expires dict.
+                    if ks
+                        .counts
+                        .iter()
+                        .all(|c| c.expires.load(Ordering::Relaxed) <= 0)
+                    {
+                        continue;
+                    }
                     // Like Redis's adaptive cycle: keep going (within a
                     // time budget) while the slices keep yielding expired
                     // keys.
