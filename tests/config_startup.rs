@@ -180,6 +180,30 @@ fn logfile_gets_the_banner_and_version_flag_works() {
 }
 
 #[test]
+fn a_file_where_the_log_directory_goes_fails_startup_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("log"), b"server output").unwrap();
+    let out = Command::new(kvd_binary())
+        .args(["--port", "0", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "{} exists and is not a directory",
+        dir.path().join("log").display()
+    );
+    assert!(e.contains(&want), "{e}");
+    // The file is left alone.
+    assert_eq!(
+        std::fs::read(dir.path().join("log")).unwrap(),
+        b"server output"
+    );
+}
+
+#[test]
 fn port_in_use_fails_startup() {
     let s = KvdServer::start(&[]);
     let e = startup_error(&["--port", &s.port().to_string()]);

@@ -35,9 +35,13 @@ enum Multi {
     Off,
     /// Begun, `MULTI` not written yet (an empty block writes nothing).
     Open,
-    /// `MULTI` written.
-    Started,
+    /// `MULTI` written at byte `at` of the buffer, when the batch held
+    /// `before` commands.
+    Started { at: usize, before: u64 },
 }
+
+/// `MULTI` as RESP.
+const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 
 impl Batch {
     /// An empty batch.
@@ -60,8 +64,11 @@ impl Batch {
         );
         if self.multi == Multi::Open {
             self.select(db);
-            encode_args(&mut self.buf, &[b"MULTI"]);
-            self.multi = Multi::Started;
+            self.multi = Multi::Started {
+                at: self.buf.len(),
+                before: self.commands,
+            };
+            self.buf.extend_from_slice(MULTI);
         }
         self.select(db);
         encode_args(&mut self.buf, args);
@@ -83,11 +90,19 @@ impl Batch {
         self
     }
 
-    /// Closes the block opened by [`Batch::begin_multi`] (`EXEC`, if it
-    /// has commands). Does nothing if no block is open.
+    /// Closes the block opened by [`Batch::begin_multi`]: `EXEC` after two
+    /// or more commands; a block of one command loses its `MULTI` (a single
+    /// command is atomic; Redis 7 does not wrap it either). Does nothing if
+    /// no block is open.
     pub fn end_multi(&mut self) -> &mut Self {
-        if self.multi == Multi::Started {
-            encode_args(&mut self.buf, &[b"EXEC"]);
+        if let Multi::Started { at, before } = self.multi {
+            if self.commands - before == 1 {
+                let len = self.buf.len();
+                self.buf.copy_within(at + MULTI.len().., at);
+                self.buf.truncate(len - MULTI.len());
+            } else {
+                encode_args(&mut self.buf, &[b"EXEC"]);
+            }
         }
         self.multi = Multi::Off;
         self
@@ -95,7 +110,8 @@ impl Batch {
 
     /// Adds a transaction's or script's effects as one `MULTI … EXEC` block.
     /// Commands may be in different databases (`SELECT` goes inside the
-    /// block, as in Redis). An empty list adds nothing.
+    /// block, as in Redis). An empty list adds nothing, a list of one its
+    /// bare command.
     ///
     /// # Panics
     /// If a command is empty.

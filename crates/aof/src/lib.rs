@@ -25,7 +25,7 @@
 //! files and `appendonly.aof.manifest`, in Redis 7's multi-part layout. Each
 //! incremental file is a plain Redis AOF: RESP multibulk arrays, `SELECT <db>`
 //! wherever the database changes (and before the first command of each file),
-//! transactions as `MULTI … EXEC`; `redis-check-aof` and `redis-cli --pipe`
+//! transactions of two commands or more as `MULTI … EXEC`; `redis-check-aof` and `redis-cli --pipe`
 //! read it. The manifest is Redis's (`file appendonly.aof.3.incr.aof seq 3
 //! type i`); once a checkpoint exists, its base line names the checkpoint
 //! and where the incremental files take over:
@@ -383,7 +383,8 @@ impl Aof {
     }
 
     /// Appends a transaction's or script's effects as one `MULTI … EXEC`
-    /// block, never interleaved with other submitters' commands. For
+    /// block (one command: the bare command), never interleaved with other
+    /// submitters' commands. For
     /// commands in several databases use [`Batch::multi`].
     ///
     /// # Panics

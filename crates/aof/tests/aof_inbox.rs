@@ -139,8 +139,9 @@ fn after_close_everything_is_refused() {
 }
 
 /// A `MULTI` block encoded command by command: `MULTI` comes with the first
-/// command, `SELECT`s go inside, an empty block writes nothing, and commands
-/// before the block stay outside it.
+/// command, `SELECT`s go inside, an empty block writes nothing, a block of
+/// one command is written as that command, and commands before the block
+/// stay outside it.
 #[test]
 fn multi_blocks_are_encoded_as_commands_come() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,10 +162,49 @@ fn multi_blocks_are_encoded_as_commands_come() {
     // The buffer is reused: the next batch does not repeat the last one.
     b.command(1, &["SET", "after", "2"]);
     aof.submit(&mut b).unwrap().wait().unwrap();
+    // One command in another db, between two blocks of two.
+    b.multi(&[(0, ["SET", "a", "1"]), (0, ["SET", "b", "2"])]);
+    b.begin_multi();
+    b.command(3, &["DEL", "only"]);
+    b.end_multi();
+    b.multi(&[(3, ["SET", "c", "1"]), (0, ["SET", "d", "2"])]);
+    assert_eq!(b.commands(), 5);
+    aof.submit(&mut b).unwrap().wait().unwrap();
     aof.close().unwrap();
 
     let records = load(&cfg, None).unwrap();
-    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(records.len(), 6, "{records:?}");
+    let names = |e: &Entry| match e {
+        Entry::Multi(cmds) => cmds.iter().map(|c| (c.db, c.args[1].to_vec())).collect(),
+        Entry::Command(c) => vec![(c.db, c.args[1].to_vec())],
+    };
+    assert!(matches!(&records[3].entry, Entry::Multi(_)));
+    assert_eq!(
+        names(&records[3].entry),
+        [(0, b"a".to_vec()), (0, b"b".to_vec())]
+    );
+    assert!(matches!(&records[4].entry, Entry::Command(c) if c.db == 3));
+    assert_eq!(names(&records[4].entry), [(3, b"only".to_vec())]);
+    assert!(matches!(&records[5].entry, Entry::Multi(_)));
+    assert_eq!(
+        names(&records[5].entry),
+        [(3, b"c".to_vec()), (0, b"d".to_vec())]
+    );
+    // In the file, the lone command sits between the first block's EXEC and
+    // the next MULTI: SELECT 3 and DEL only, unwrapped.
+    let mut file = Vec::new();
+    for e in std::fs::read_dir(&cfg.dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().ends_with(".incr.aof") {
+            file.extend(std::fs::read(p).unwrap());
+        }
+    }
+    let lone = b"EXEC\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*2\r\n$3\r\nDEL\r\n$4\r\nonly\r\n*1\r\n$5\r\nMULTI\r\n";
+    assert!(
+        file.windows(lone.len()).any(|w| w == lone),
+        "{}",
+        String::from_utf8_lossy(&file)
+    );
     assert!(matches!(&records[0].entry, Entry::Command(c) if c.db == 0));
     match &records[1].entry {
         Entry::Multi(cmds) => {

@@ -146,7 +146,16 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     }
     let budget = scfg.memory_budget;
     let t0 = std::time::Instant::now();
-    let store = hybrid_log::Store::open(scfg).context("can't open the store")?;
+    // The store lives in `<dir>/log/`; something else by that name would fail below with
+    // a bare "File exists".
+    if scfg.dir.exists() && !scfg.dir.is_dir() {
+        anyhow::bail!(
+            "can't open the store: {} exists and is not a directory (kvd keeps its log there)",
+            scfg.dir.display()
+        );
+    }
+    let store = hybrid_log::Store::open(scfg)
+        .with_context(|| format!("can't open the store in {}", cfg.dir.join("log").display()))?;
     let keyspace = Keyspace::new(store, cfg.databases);
     let recovered = keyspace.store().recovered();
     let mut aof_position = None;
