@@ -13,6 +13,12 @@
 //! command, sent once before the run, gets an error reply. Medians over the
 //! repetitions are printed as a Markdown table per mode and written to
 //! `bench-results/` (git-ignored).
+//!
+//! A second table per mode gives each server's CPU time per request (user +
+//! system of the whole process, children it reaped included, from
+//! `/proc/<pid>/stat`) and how busy the client was (its CPU time over wall
+//! time). Where the client is near 100 %, ops/s measure the client and the
+//! CPU column is what tells the servers apart.
 use crate::flags::{BenchOpts, Mode};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeSet;

@@ -36,7 +36,8 @@
 //! `PEXPIREAT` (or `DEL` when already past), `INCRBYFLOAT` a `SET …
 //! KEEPTTL`, `GETSET`/`GETDEL`/`GETEX`/`SETNX`/`SETEX` their `SET`/`DEL`/
 //! `PEXPIREAT`/`PERSIST`, `MSETNX`/`RENAMENX` `MSET`/`RENAME`; keys removed
-//! by expiry a `DEL`; EXEC one `MULTI … EXEC` block. The rest is logged
+//! by expiry a `DEL`; EXEC one `MULTI … EXEC` block (of two writes or more;
+//! one write is logged bare, as in Redis 7). The rest is logged
 //! as itself.
 //!
 //! # Durability

@@ -12,7 +12,8 @@
 //!
 //! Every write goes to the run's [`Overlay`]; on commit the overlay is
 //! applied to the store and the script's effects are submitted to the AOF
-//! as one `MULTI … EXEC` block, both before the locks are released. On
+//! as one `MULTI … EXEC` block (a single write as the bare command), both
+//! before the locks are released. On
 //! discard both are dropped: nothing happened.
 
 use std::cell::RefCell;
@@ -318,7 +319,8 @@ impl ScriptHost {
                 .store(caller.db, std::sync::atomic::Ordering::Relaxed);
             c.fx.enabled = aof.is_some();
             // The run's effects, encoded as they happen into one
-            // `MULTI … EXEC` block, submitted only on commit.
+            // `MULTI … EXEC` block (one write: the bare command), submitted
+            // only on commit.
             c.fx.batch.clear();
             if aof.is_some() {
                 c.fx.batch.begin_multi();

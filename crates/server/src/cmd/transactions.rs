@@ -92,7 +92,8 @@ fn exec(ctx: &mut Ctx<'_, '_>) {
     // The connection holds the latches of every queued command's keys
     // (cmd::lock_plan).
     ctx.out.array(queue.len());
-    // With the AOF on, the effects go in as one MULTI … EXEC block.
+    // With the AOF on, the effects go in as one MULTI … EXEC block (one
+    // write: the bare command).
     let logging = ctx.sess.fx().enabled;
     if logging {
         ctx.sess.fx().batch.begin_multi();
