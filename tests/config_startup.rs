@@ -9,9 +9,14 @@ use util::*;
 
 fn startup_error(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
+    startup_error_in(dir.path(), args)
+}
+
+/// kvd's stderr when started with `--dir dir` and `args`, which must fail.
+fn startup_error_in(dir: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(kvd_binary())
         .args(["--port", "0", "--dir"])
-        .arg(dir.path())
+        .arg(dir)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -183,14 +188,7 @@ fn logfile_gets_the_banner_and_version_flag_works() {
 fn a_file_where_the_log_directory_goes_fails_startup_by_name() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("log"), b"server output").unwrap();
-    let out = Command::new(kvd_binary())
-        .args(["--port", "0", "--dir"])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let e = String::from_utf8_lossy(&out.stderr);
+    let e = startup_error_in(dir.path(), &[]);
     let want = format!(
         "{} exists and is not a directory",
         dir.path().join("log").display()

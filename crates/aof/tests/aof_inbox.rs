@@ -8,7 +8,7 @@ mod common;
 use std::sync::{Arc, Barrier};
 
 use aof::{Aof, AofError, Batch, Entry, FsyncPolicy};
-use common::{args, block_on, cfg, flat, load};
+use common::{args, block_on, cfg, flat, incr_path, load};
 
 /// Threads submit concurrently, half of them awaiting their tickets, half
 /// blocking on them, while another thread rotates the file: every command
@@ -192,13 +192,7 @@ fn multi_blocks_are_encoded_as_commands_come() {
     );
     // In the file, the lone command sits between the first block's EXEC and
     // the next MULTI: SELECT 3 and DEL only, unwrapped.
-    let mut file = Vec::new();
-    for e in std::fs::read_dir(&cfg.dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.to_string_lossy().ends_with(".incr.aof") {
-            file.extend(std::fs::read(p).unwrap());
-        }
-    }
+    let file = std::fs::read(incr_path(&cfg, 1)).unwrap();
     let lone = b"EXEC\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*2\r\n$3\r\nDEL\r\n$4\r\nonly\r\n*1\r\n$5\r\nMULTI\r\n";
     assert!(
         file.windows(lone.len()).any(|w| w == lone),

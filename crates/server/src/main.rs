@@ -148,14 +148,15 @@ fn run(cfg: Config, config_file: Option<String>) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     // The store lives in `<dir>/log/`; something else by that name would fail below with
     // a bare "File exists".
-    if scfg.dir.exists() && !scfg.dir.is_dir() {
+    let log_dir = scfg.dir.clone();
+    if log_dir.exists() && !log_dir.is_dir() {
         anyhow::bail!(
             "can't open the store: {} exists and is not a directory (kvd keeps its log there)",
-            scfg.dir.display()
+            log_dir.display()
         );
     }
     let store = hybrid_log::Store::open(scfg)
-        .with_context(|| format!("can't open the store in {}", cfg.dir.join("log").display()))?;
+        .with_context(|| format!("can't open the store in {}", log_dir.display()))?;
     let keyspace = Keyspace::new(store, cfg.databases);
     let recovered = keyspace.store().recovered();
     let mut aof_position = None;
