@@ -110,6 +110,34 @@ fn basic_eval_and_conversions() {
     )
     .unwrap();
     assert_eq!(r, vec!["v1", "false", "5", "OK"]);
+    // Status replies are tables of their own text, a fresh one per call
+    // (changing one changes no later reply), through call and pcall; a
+    // status returned as is reaches the client as a status.
+    let r: Vec<String> = eval(
+        &mut c,
+        "local a = redis.call('SET', KEYS[1], 'y') a.ok = 'changed' \
+         local b = redis.pcall('SET', KEYS[1], 'z') \
+         return {a.ok, b.ok, redis.call('PING').ok, redis.pcall('TYPE', KEYS[1]).ok, \
+                 tostring(rawequal(a, b)), tostring(redis.call('SET', KEYS[1], 'w').ok)}",
+        &["k"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(r, vec!["changed", "OK", "PONG", "string", "false", "OK"]);
+    let st: redis::Value = eval(
+        &mut c,
+        "return redis.call('SET', KEYS[1], 'v1')",
+        &["k"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(st, redis::Value::Okay);
+    let st: redis::Value =
+        eval(&mut c, "return redis.pcall('TYPE', KEYS[1])", &["k"], &[]).unwrap();
+    assert!(
+        matches!(&st, redis::Value::SimpleString(s) if s == "string"),
+        "{st:?}"
+    );
     // Numbers passed to redis.call become strings like Lua prints them.
     let v: String = eval(
         &mut c,

@@ -287,7 +287,6 @@ pub fn fmt_number(n: f64) -> String {
 
 /// Converts `redis.call` arguments; Redis's error text on a bad one.
 fn call_args(args: &MultiValue, out: &mut CallArgs) -> Result<(), &'static str> {
-    use std::fmt::Write as _;
     if args.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call");
     }
@@ -299,9 +298,7 @@ fn call_args(args: &MultiValue, out: &mut CallArgs) -> Result<(), &'static str> 
     for a in args {
         match a {
             Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
-            Value::Integer(i) => {
-                let _ = write!(buf, "{i}");
-            }
+            Value::Integer(i) => buf.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
             Value::Number(n) => buf.extend_from_slice(fmt_number(*n).as_bytes()),
             _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
         }
@@ -356,7 +353,9 @@ impl Drop for Unlimited<'_> {
 
 /// `rawcall(protected, ...)`: runs one command through the run's
 /// [`Calls`]. Returns `(reply, flag)`: flag nil = normal reply, 1 = an
-/// error reply that `redis.call` raises, 2 = an abort both raise.
+/// error reply that `redis.call` raises, 2 = an abort both raise, 3 = a
+/// status reply whose table the prelude builds (reply: its text, nil for
+/// `OK`).
 fn rawcall(lua: &Lua, (protected, args): (bool, MultiValue)) -> mlua::Result<(Value, Option<i64>)> {
     let _unlimited = Unlimited::new(lua);
     if let Some((a, f)) = noted_abort() {
@@ -430,6 +429,16 @@ fn run_call(lua: &Lua, protected: bool, args: &[Bytes]) -> mlua::Result<(Value, 
             } else {
                 Protocol::Resp2
             };
+            // A status reply comes back as its text (nil for the usual
+            // `OK`) with flag 3: the prelude builds the `{ok = ...}` table
+            // in Lua, which costs a fraction of building it through mlua.
+            if let Some(text) = status_text(&reply) {
+                let v = match text {
+                    b"OK" => Value::Nil,
+                    t => Value::String(lua.create_string(t)?),
+                };
+                return Ok((v, Some(3)));
+            }
             let (v, is_err) = match reply {
                 Reply::Frame(frame) => (
                     convert::reply_to_lua(lua, &frame, proto)?,
@@ -447,6 +456,18 @@ fn run_call(lua: &Lua, protected: bool, args: &[Bytes]) -> mlua::Result<(Value, 
             } else {
                 Ok((v, None))
             }
+        }
+    }
+}
+
+/// The text of a reply that is one status line (`+text`).
+fn status_text<'r>(reply: &'r Reply<'_>) -> Option<&'r [u8]> {
+    match reply {
+        Reply::Frame(Frame::Simple(s)) => Some(s),
+        Reply::Frame(_) => None,
+        Reply::Resp(bytes) => {
+            let line = bytes.strip_prefix(b"+")?.strip_suffix(b"\r\n")?;
+            (!line.contains(&b'\r')).then_some(line)
         }
     }
 }
@@ -493,12 +514,18 @@ G.xpcall = function(f, h) return recheck(raw_xpcall(f, h)) end
 local redis = G.redis
 redis.call = function(...)
   local r, flag = rawcall(false, ...)
-  if flag then raw_error(r, 0) end
+  if flag then
+    if flag == 3 then return {ok = r or 'OK'} end
+    raw_error(r, 0)
+  end
   return r
 end
 redis.pcall = function(...)
   local r, flag = rawcall(true, ...)
-  if flag == 2 then raw_error(r, 0) end
+  if flag then
+    if flag == 3 then return {ok = r or 'OK'} end
+    if flag == 2 then raw_error(r, 0) end
+  end
   return r
 end
 redis.error_reply = function(e)
