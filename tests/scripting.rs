@@ -138,15 +138,17 @@ fn basic_eval_and_conversions() {
         matches!(&st, redis::Value::SimpleString(s) if s == "string"),
         "{st:?}"
     );
-    // Numbers passed to redis.call become strings like Lua prints them.
-    let v: String = eval(
+    // Numbers passed to redis.call become strings with every digit they
+    // need to read back (Redis 7.2's fpconv_dtoa; Lua's %.14g would cut 1/3).
+    let v: Vec<String> = eval(
         &mut c,
-        "redis.call('SET', 'f', 1.5) return redis.call('GET', 'f')",
+        "redis.call('SET', 'f', 1.5) redis.call('SET', 'g', 1/3) redis.call('SET', 'h', 2^53) \
+         return {redis.call('GET', 'f'), redis.call('GET', 'g'), redis.call('GET', 'h')}",
         &[],
         &[],
     )
     .unwrap();
-    assert_eq!(v, "1.5");
+    assert_eq!(v, vec!["1.5", "0.3333333333333333", "9007199254740992"]);
     // redis.sha1hex and the libraries.
     let h: String = eval(&mut c, "return redis.sha1hex('')", &[], &[]).unwrap();
     assert_eq!(h, "da39a3ee5e6b4b0d3255bfef95601890afd80709");

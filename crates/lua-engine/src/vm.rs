@@ -285,6 +285,49 @@ pub fn fmt_number(n: f64) -> String {
     }
 }
 
+/// A number argument of `redis.call` as Redis 7.2 writes it
+/// (`fpconv_dtoa`): the shortest digits that read back as the same double,
+/// laid out as `%.17g` lays them out. Lua's own `%.14g` would lose
+/// precision (`1/3`), which Redis avoids too.
+pub fn fmt_arg_number(n: f64) -> String {
+    if !n.is_finite() {
+        return fmt_number(n);
+    }
+    if n == n.trunc() && n.abs() < 1e17 {
+        return if n == 0.0 && n.is_sign_negative() {
+            "-0".into()
+        } else {
+            format!("{}", n as i64)
+        };
+    }
+    // `{:e}` gives the shortest round-trip digits: `3.333333333333333e-1`.
+    let sci = format!("{n:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mant) = match mant.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mant),
+    };
+    if !(-4..17).contains(&exp) {
+        return format!(
+            "{sign}{mant}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        );
+    }
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    if exp < 0 {
+        format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
+    } else {
+        let int_len = exp as usize + 1;
+        if digits.len() <= int_len {
+            format!("{sign}{digits}{}", "0".repeat(int_len - digits.len()))
+        } else {
+            format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
+        }
+    }
+}
+
 /// Converts `redis.call` arguments; Redis's error text on a bad one.
 fn call_args(args: &MultiValue, out: &mut CallArgs) -> Result<(), &'static str> {
     if args.is_empty() {
@@ -299,7 +342,7 @@ fn call_args(args: &MultiValue, out: &mut CallArgs) -> Result<(), &'static str> 
         match a {
             Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
             Value::Integer(i) => buf.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-            Value::Number(n) => buf.extend_from_slice(fmt_number(*n).as_bytes()),
+            Value::Number(n) => buf.extend_from_slice(fmt_arg_number(*n).as_bytes()),
             _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
         }
         out.list.push(buf.split().freeze());
@@ -735,5 +778,35 @@ mod tests {
         assert_eq!(fmt_number(1e20), "1e+20");
         assert_eq!(fmt_number(1.5e-7), "1.5e-07");
         assert_eq!(fmt_number(123456.789), "123456.789");
+    }
+
+    #[test]
+    fn call_arguments_keep_every_digit_like_redis() {
+        for (n, text) in [
+            (0.1, "0.1"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (-2.5, "-2.5"),
+            (1.5, "1.5"),
+            (123456.789, "123456.789"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (-1.5e-7, "-1.5e-07"),
+            (1e20, "1e+20"),
+            (1.25e17, "1.25e+17"),
+            (12345678901234.5, "12345678901234.5"),
+            (9007199254740992.0, "9007199254740992"),
+            (-0.0, "-0"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(fmt_arg_number(n), text, "{n:e}");
+            if n.is_finite() {
+                assert_eq!(
+                    fmt_arg_number(n).parse::<f64>().unwrap(),
+                    n,
+                    "{n:e} reads back"
+                );
+            }
+        }
     }
 }
