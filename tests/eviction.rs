@@ -262,6 +262,9 @@ fn hot_set_hit_rate(policy: &str) -> (f64, u64) {
     let _: () = p.query(&mut c).unwrap();
     let cold = "c".repeat(1000);
     let (mut hits, mut reads) = (0u64, 0u64);
+    // For a failure's message: the first round that missed a hot key, and
+    // how many keys had been evicted by then.
+    let mut first_miss: Option<(usize, u64)> = None;
     for round in 0..100 {
         let mut p = redis::pipe();
         for i in 0..1000 {
@@ -277,13 +280,19 @@ fn hot_set_hit_rate(policy: &str) -> (f64, u64) {
         }
         let got: Vec<Option<String>> = p.query(&mut c).unwrap();
         reads += got.len() as u64;
-        hits += got.iter().filter(|v| v.is_some()).count() as u64;
+        let round_hits = got.iter().filter(|v| v.is_some()).count();
+        hits += round_hits as u64;
+        if round_hits < got.len() && first_miss.is_none() {
+            first_miss = Some((round, info_u64(&mut c, "evicted_keys")));
+        }
     }
     settle(&mut c);
     assert_counts_agree(&mut c);
     let evicted = info_u64(&mut c, "evicted_keys");
     let rate = hits as f64 / reads as f64;
-    eprintln!("{policy}: hot-set hit rate {rate:.3}, evicted {evicted}");
+    eprintln!(
+        "{policy}: hot-set hit rate {rate:.3}, evicted {evicted}, first miss (round, evicted by then) {first_miss:?}"
+    );
     (rate, evicted)
 }
 
