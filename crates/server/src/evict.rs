@@ -107,41 +107,53 @@ pub fn oom(shared: &Shared) -> bool {
     shared.keyspace.oom.load(Ordering::Relaxed)
 }
 
+/// The policy in force: `None` when nothing is evicted (`noeviction`, no
+/// limit, a policy not built yet, or tiered mode).
+fn active_policy(shared: &Shared) -> Option<(u64, Policy)> {
+    let c = shared.config();
+    match Policy::parse(&c.maxmemory_policy) {
+        // Tiered mode: nothing is evicted, older data moves to the cold tier.
+        Some(p) if p != Policy::NoEviction && c.maxmemory > 0 && !c.tiered => {
+            Some((c.maxmemory, p))
+        }
+        _ => None,
+    }
+}
+
+/// Switches the access tracking the policy needs (LRU's copy of read records
+/// to the tail, LFU's counters) on or off. Called when the server starts and
+/// on every CONFIG SET, before any command runs under the new policy: the
+/// hot keys' history must not depend on when the eviction thread next wakes
+/// (it was once late on a starved machine, and the first sweep then took
+/// a hot set whose reads had not been tracked).
+pub fn apply_tracking(shared: &Shared) {
+    let policy = active_policy(shared).map(|(_, p)| p);
+    let ks = &shared.keyspace;
+    ks.store()
+        .set_copy_reads_to_tail(policy.is_some_and(Policy::lru));
+    ks.lfu
+        .on
+        .store(policy.is_some_and(Policy::lfu), Ordering::Relaxed);
+}
+
 /// Starts the eviction thread.
 pub fn start(shared: &Shared) {
     let shared = shared.clone();
+    apply_tracking(&shared);
     let spawned = std::thread::Builder::new()
         .name("kvd-evict".into())
         .spawn(move || {
             let mut last_decay = std::time::Instant::now();
             while !shared.shutting_down.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(20));
-                let (limit, policy, tiered) = {
-                    let c = shared.config();
-                    (c.maxmemory, Policy::parse(&c.maxmemory_policy), c.tiered)
+                let Some((limit, policy)) = active_policy(&shared) else {
+                    shared.keyspace.oom.store(false, Ordering::Relaxed);
+                    continue;
                 };
-                let policy = match policy {
-                    // Tiered mode: nothing is evicted, older data moves to the cold tier.
-                    Some(p) if p != Policy::NoEviction && limit > 0 && !tiered => p,
-                    _ => {
-                        shared.keyspace.oom.store(false, Ordering::Relaxed);
-                        shared.keyspace.store().set_copy_reads_to_tail(false);
-                        shared.keyspace.lfu.on.store(false, Ordering::Relaxed);
-                        continue;
-                    }
-                };
-                shared
-                    .keyspace
-                    .lfu
-                    .on
-                    .store(policy.lfu(), Ordering::Relaxed);
                 if policy.lfu() && last_decay.elapsed() >= LFU_DECAY {
                     shared.keyspace.lfu.decay();
                     last_decay = std::time::Instant::now();
                 }
-                // LRU's second chance: reads copy records that left the
-                // mutable part of the log back to the tail.
-                shared.keyspace.store().set_copy_reads_to_tail(policy.lru());
                 if let Err(e) = evict_sweep(&shared, limit, policy) {
                     tracing::warn!("eviction failed: {e}");
                 }
@@ -184,8 +196,6 @@ fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid
             // pages, may exceed maxmemory): nothing more to evict now.
             break;
         }
-        examined = true;
-        examined_bytes += until - st.begin;
         let aof = ks.aof.get();
         let _gate = ks.gate.read().unwrap_or_else(|e| e.into_inner());
         let mut held: Vec<usize> = Vec::new();
@@ -249,6 +259,8 @@ fn evict_sweep(shared: &Shared, limit: u64, policy: Policy) -> Result<(), hybrid
             st = store.stats();
             continue;
         };
+        examined = true;
+        examined_bytes += stats.begin_after.saturating_sub(stats.begin_before);
         evicted += stats.records_evicted;
         let before = st.begin;
         st = store.stats();

@@ -286,6 +286,8 @@ impl Shared {
         self.hot
             .lua_inline_budget_us
             .store(c.lua_inline_budget, Ordering::Relaxed);
+        drop(c);
+        crate::evict::apply_tracking(self);
     }
 
     /// A snapshot read of the configuration.
