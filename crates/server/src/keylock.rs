@@ -232,16 +232,18 @@ impl KeyLocks {
     ) -> Option<Held<'_>> {
         stripes.sort_unstable();
         stripes.dedup();
+        // The guard owns the list (no second allocation); on a failure it
+        // is cut to the stripes taken, which its drop releases.
         let mut held = Held {
             locks: self,
-            stripes: Vec::with_capacity(stripes.len()),
+            stripes,
             exclusive,
         };
-        for s in stripes {
-            if !take(s) {
-                return None; // `held` releases what it took
+        for i in 0..held.stripes.len() {
+            if !take(held.stripes[i]) {
+                held.stripes.truncate(i);
+                return None;
             }
-            held.stripes.push(s);
         }
         Some(held)
     }

@@ -199,6 +199,19 @@ impl Overlay {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Emptied, for the next run: the table keeps its capacity unless a big
+    /// run grew it past [`Overlay::KEEP`] entries.
+    pub fn recycle(mut self) -> Overlay {
+        if self.entries.capacity() > Self::KEEP {
+            return Overlay::default();
+        }
+        self.entries.clear();
+        self
+    }
+
+    /// Largest table kept between runs.
+    const KEEP: usize = 64;
 }
 
 /// Takes the write gate ([`Keyspace::gate`]) shared if that is possible
@@ -220,10 +233,10 @@ pub fn apply_overlay(
     ks: &Keyspace,
     sess: &mut Sess<'_>,
     stats: &StatShard,
-    overlay: Overlay,
+    overlay: &mut Overlay,
 ) -> Result<(), StoreError> {
     debug_assert!(sess.fx.overlay.is_none());
-    for (enc, (logical, value)) in overlay.entries {
+    for (enc, (logical, value)) in overlay.entries.drain() {
         let mut db = Db::new(ks, sess, stats, logical);
         debug_assert_eq!(db.phys, enc[0]);
         match value {

@@ -82,6 +82,8 @@ pub struct ScriptCalls {
     held: Vec<usize>,
     /// Stripes a call needs (reused).
     needed: Vec<usize>,
+    /// The last run's emptied write buffer, kept for its capacity.
+    spare: Overlay,
 }
 
 thread_local! {
@@ -106,6 +108,7 @@ impl ScriptCalls {
             access: Access::Keys,
             held: Vec::new(),
             needed: Vec::new(),
+            spare: Overlay::default(),
         }
     }
 }
@@ -326,25 +329,29 @@ impl ScriptHost {
                 c.fx.batch.begin_multi();
             }
             c.fx.rewrite = None;
-            c.fx.overlay = Some(Overlay::default());
+            let spare = std::mem::take(&mut c.spare);
+            c.fx.overlay = Some(spare);
             // The run's clock, also for applying its overlay (these effects
             // serve script runs only; every run sets it).
             c.fx.frozen_now = crate::util::now_ms().max(1);
         }
         let verdict = body(&calls);
         let mut c = calls.borrow_mut();
-        let overlay = c.fx.overlay.take();
+        let mut overlay = c.fx.overlay.take().unwrap_or_default();
         c.fx.batch.end_multi();
         c.held.clear();
         if verdict != Verdict::Commit {
             c.fx.batch.clear();
+            c.spare = overlay.recycle();
             return Some(Ok(None));
         }
-        if let Some(ov) = overlay.filter(|o| !o.is_empty()) {
+        if !overlay.is_empty() {
             let c = &mut *c;
             let mut sess = Sess::new(&mut c.session, &mut c.keybuf, &mut c.scratch, &mut c.fx);
             let stats = shared.stats.shard(caller.client_id);
-            if let Err(e) = apply_overlay(ks, &mut sess, stats, ov) {
+            let applied = apply_overlay(ks, &mut sess, stats, &mut overlay);
+            c.spare = overlay.recycle();
+            if let Err(e) = applied {
                 // An engine failure (I/O) half-way: the effects are not
                 // logged, so a restart comes back to the state before the
                 // script; the client is told.
