@@ -1,7 +1,6 @@
 //! The `EVAL` script cache (keyed by SHA1, shared by every worker) and
 //! the `#!lua flags=…` shebang of Redis 7 scripts.
 
-use std::collections::HashMap;
 use std::sync::RwLock;
 
 use bytes::Bytes;
@@ -20,23 +19,23 @@ pub fn sha1hex(data: &[u8]) -> String {
     s
 }
 
-/// `sha` lowercased into `buf` (no allocation): the key of a script id given
-/// in any case; None unless it is 40 ASCII characters.
-pub(crate) fn lower_sha<'b>(sha: &[u8], buf: &'b mut [u8; 40]) -> Option<&'b str> {
-    if sha.len() != buf.len() {
-        return None;
-    }
-    for (b, c) in buf.iter_mut().zip(sha) {
-        *b = c.to_ascii_lowercase();
-    }
-    std::str::from_utf8(buf).ok()
+/// A script id as a map key: its 40 characters lowercased (no allocation,
+/// no UTF-8 check); None unless it is 40 bytes long. A key of a non-hex id
+/// simply matches nothing.
+pub(crate) type ShaKey = [u8; 40];
+
+/// The [`ShaKey`] of a script id given in any case.
+pub(crate) fn sha_key(sha: &[u8]) -> Option<ShaKey> {
+    let mut key: ShaKey = sha.try_into().ok()?;
+    key.make_ascii_lowercase();
+    Some(key)
 }
 
 /// Script bodies by lowercase SHA1. Every worker compiles from here on
 /// first use, so a script loaded through one worker runs on any.
 #[derive(Debug, Default)]
 pub struct ScriptCache {
-    map: RwLock<HashMap<String, Bytes>>,
+    map: RwLock<fxhash::FxHashMap<ShaKey, Bytes>>,
     generation: std::sync::atomic::AtomicU64,
 }
 
@@ -44,10 +43,11 @@ impl ScriptCache {
     /// Remembers a body; returns its SHA1.
     pub fn insert(&self, body: Bytes) -> String {
         let sha = sha1hex(&body);
+        let key = sha_key(sha.as_bytes()).expect("a SHA1 in hex is 40 bytes");
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(sha.clone())
+            .entry(key)
             // A copy: `body` may share a connection's whole read buffer.
             .or_insert_with(|| Bytes::copy_from_slice(&body));
         sha
@@ -55,18 +55,22 @@ impl ScriptCache {
 
     /// The body of a SHA1 (any case).
     pub fn get(&self, sha: &[u8]) -> Option<Bytes> {
-        let mut buf = [0u8; 40];
-        let key = lower_sha(sha, &mut buf)?;
+        let key = sha_key(sha)?;
         self.map
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(key)
+            .get(&key)
             .cloned()
     }
 
-    /// `SCRIPT EXISTS`.
+    /// `SCRIPT EXISTS`, and EVALSHA's check before it queues a run.
     pub fn contains(&self, sha: &[u8]) -> bool {
-        self.get(sha).is_some()
+        sha_key(sha).is_some_and(|key| {
+            self.map
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&key)
+        })
     }
 
     /// `SCRIPT FLUSH`: workers drop their compiled scripts too.

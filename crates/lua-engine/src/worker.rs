@@ -16,7 +16,7 @@ use mlua::{Function, MultiValue, Value};
 use resp_codec::{encode, Protocol};
 
 use crate::functions::{self, FunctionFlags, FunctionMeta, Library};
-use crate::scripts::{compilable, sha1hex, shebang_flags};
+use crate::scripts::{compilable, sha1hex, sha_key, shebang_flags, ShaKey};
 use crate::vm::{abort_message, Abort, RunCtx, Vm, RUN};
 use crate::{convert, Access, Calls, Host, Job, Request, Response, Running, Shared, Verdict};
 
@@ -36,11 +36,12 @@ struct Worker<H: Host> {
     shared: Arc<Shared>,
     host: Arc<H>,
     vm: Vm,
-    /// Compiled EVAL scripts by SHA1, with their shebang flags.
-    compiled: fxhash::FxHashMap<String, (Function, Option<FunctionFlags>)>,
+    /// Compiled EVAL scripts by SHA1, with their shebang flags and the
+    /// SHA1 as a name (shared, so that a run does not copy it).
+    compiled: fxhash::FxHashMap<ShaKey, (Function, Option<FunctionFlags>, Name)>,
     /// SHA1s of recent EVAL bodies (at most [`BODY_SHAS`]): a repeated
     /// EVAL finds its script without hashing the body again.
-    bodies: fxhash::FxHashMap<Bytes, String>,
+    bodies: fxhash::FxHashMap<Bytes, ShaKey>,
     scripts_gen: u64,
     /// Loaded functions by name.
     funcs: HashMap<String, (Function, FunctionFlags)>,
@@ -49,7 +50,7 @@ struct Worker<H: Host> {
     /// Inline worker: scripts and functions that ran past the budget or
     /// touched an undeclared key, with the number of requests that still
     /// go straight to the worker threads before the next inline attempt.
-    slow: fxhash::FxHashMap<String, u32>,
+    slow: fxhash::FxHashMap<Name, u32>,
 }
 
 /// How a run is isolated and what happens when it cannot finish.
@@ -252,7 +253,10 @@ struct Named<'a> {
 
 /// What a script request runs: the function, its flags, its name (SHA1
 /// or function name) and whether it is a function; or the error reply.
-type Target<R> = Result<(Function, Option<FunctionFlags>, String, bool), Response<R>>;
+type Target<R> = Result<(Function, Option<FunctionFlags>, Name, bool), Response<R>>;
+
+/// A script's SHA1 or a function's name, for errors and `SCRIPT KILL`.
+type Name = Arc<str>;
 
 impl<H: Host> Worker<H> {
     fn new(id: Option<usize>, shared: Arc<Shared>, host: Arc<H>, vm: Vm) -> Self {
@@ -281,10 +285,9 @@ impl<H: Host> Worker<H> {
             },
             Job::EvalSha(sha) => {
                 self.check_scripts_gen();
-                let mut buf = [0u8; 40];
-                if let Some(lower) = crate::scripts::lower_sha(sha, &mut buf) {
-                    if let Some((f, flags)) = self.compiled.get(lower) {
-                        return Ok((f.clone(), *flags, lower.to_string(), false));
+                if let Some(key) = sha_key(sha) {
+                    if let Some((f, flags, name)) = self.compiled.get(&key) {
+                        return Ok((f.clone(), *flags, name.clone(), false));
                     }
                 }
                 match self.shared.scripts.get(sha) {
@@ -302,7 +305,7 @@ impl<H: Host> Worker<H> {
                 let name = String::from_utf8_lossy(name).into_owned();
                 match self.funcs.get(&name).cloned() {
                     None => Err(error_response(b"ERR Function not found")),
-                    Some((f, flags)) => Ok((f, Some(flags), name, true)),
+                    Some((f, flags)) => Ok((f, Some(flags), Name::from(name), true)),
                 }
             }
             _ => Err(error_response(b"ERR the server could not run the script")),
@@ -388,25 +391,22 @@ impl<H: Host> Worker<H> {
 
     /// Compiles (or finds) an EVAL script and caches it.
     #[allow(clippy::type_complexity)]
-    fn compile(
-        &mut self,
-        body: &Bytes,
-    ) -> Result<(Function, Option<FunctionFlags>, String), String> {
+    fn compile(&mut self, body: &Bytes) -> Result<(Function, Option<FunctionFlags>, Name), String> {
         self.check_scripts_gen();
-        if let Some(sha) = self.bodies.get(&body[..]) {
-            if let Some((f, flags)) = self.compiled.get(sha) {
-                return Ok((f.clone(), *flags, sha.clone()));
+        if let Some(key) = self.bodies.get(&body[..]) {
+            if let Some((f, flags, name)) = self.compiled.get(key) {
+                return Ok((f.clone(), *flags, name.clone()));
             }
         }
         let sha = sha1hex(body);
+        let key = sha_key(sha.as_bytes()).expect("a SHA1 in hex is 40 bytes");
         if self.bodies.len() >= BODY_SHAS {
             self.bodies.clear();
         }
         // A copy: `body` may share a connection's whole read buffer.
-        self.bodies
-            .insert(Bytes::copy_from_slice(body), sha.clone());
-        if let Some((f, flags)) = self.compiled.get(&sha) {
-            return Ok((f.clone(), *flags, sha));
+        self.bodies.insert(Bytes::copy_from_slice(body), key);
+        if let Some((f, flags, name)) = self.compiled.get(&key) {
+            return Ok((f.clone(), *flags, name.clone()));
         }
         let flags = shebang_flags(body)?;
         let f = self
@@ -422,9 +422,10 @@ impl<H: Host> Worker<H> {
                     error_text(&e)
                 )
             })?;
-        self.compiled.insert(sha.clone(), (f.clone(), flags));
+        let name = Name::from(sha);
+        self.compiled.insert(key, (f.clone(), flags, name.clone()));
         self.shared.scripts.insert(body.clone());
-        Ok((f, flags, sha))
+        Ok((f, flags, name))
     }
 
     /// The worker's name in log lines.
