@@ -121,11 +121,12 @@ fn active_policy(shared: &Shared) -> Option<(u64, Policy)> {
 }
 
 /// Switches the access tracking the policy needs (LRU's copy of read records
-/// to the tail, LFU's counters) on or off. Called when the server starts and
-/// on every CONFIG SET, before any command runs under the new policy: the
-/// hot keys' history must not depend on when the eviction thread next wakes
-/// (it was once late on a starved machine, and the first sweep then took
-/// a hot set whose reads had not been tracked).
+/// to the tail, LFU's counters) on or off. Called by
+/// [`Shared::refresh_hot`](crate::server::Shared::refresh_hot), so when the
+/// server starts and on every CONFIG SET, before any command runs under the
+/// new policy: the hot keys' history must not depend on when the eviction
+/// thread next wakes (it was once late on a starved machine, and the first
+/// sweep then took a hot set whose reads had not been tracked).
 pub fn apply_tracking(shared: &Shared) {
     let policy = active_policy(shared).map(|(_, p)| p);
     let ks = &shared.keyspace;
@@ -139,7 +140,6 @@ pub fn apply_tracking(shared: &Shared) {
 /// Starts the eviction thread.
 pub fn start(shared: &Shared) {
     let shared = shared.clone();
-    apply_tracking(&shared);
     let spawned = std::thread::Builder::new()
         .name("kvd-evict".into())
         .spawn(move || {

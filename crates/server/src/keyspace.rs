@@ -201,7 +201,7 @@ impl Overlay {
     }
 
     /// Emptied, for the next run: the table keeps its capacity unless a big
-    /// run grew it past [`Overlay::KEEP`] entries.
+    /// run grew it past `KEEP` entries.
     pub fn recycle(mut self) -> Overlay {
         if self.entries.capacity() > Self::KEEP {
             return Overlay::default();

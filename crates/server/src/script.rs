@@ -337,30 +337,35 @@ impl ScriptHost {
         }
         let verdict = body(&calls);
         let mut c = calls.borrow_mut();
+        let c = &mut *c;
         let mut overlay = c.fx.overlay.take().unwrap_or_default();
         c.fx.batch.end_multi();
         c.held.clear();
-        if verdict != Verdict::Commit {
+        let applied = if verdict != Verdict::Commit {
             c.fx.batch.clear();
-            c.spare = overlay.recycle();
-            return Some(Ok(None));
-        }
-        if !overlay.is_empty() {
-            let c = &mut *c;
+            None
+        } else if overlay.is_empty() {
+            Some(Ok(()))
+        } else {
             let mut sess = Sess::new(&mut c.session, &mut c.keybuf, &mut c.scratch, &mut c.fx);
             let stats = shared.stats.shard(caller.client_id);
-            let applied = apply_overlay(ks, &mut sess, stats, &mut overlay);
-            c.spare = overlay.recycle();
-            if let Err(e) = applied {
+            Some(apply_overlay(ks, &mut sess, stats, &mut overlay))
+        };
+        // The emptied buffer serves the next run, whatever this one did.
+        c.spare = overlay.recycle();
+        match applied {
+            None => return Some(Ok(None)),
+            Some(Err(e)) => {
                 // An engine failure (I/O) half-way: the effects are not
                 // logged, so a restart comes back to the state before the
                 // script; the client is told.
                 tracing::error!("applying a script's writes failed: {e}");
-                sess.fx().batch.clear();
+                c.fx.batch.clear();
                 return Some(Err(format!(
                     "ERR the script's writes could not all be applied ({e}); some may be visible until a restart"
                 )));
             }
+            Some(Ok(())) => {}
         }
         let mut receipt = None;
         if let Some(aof) = aof {
